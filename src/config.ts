@@ -1,0 +1,99 @@
+// The daemon's configuration, validated as a whole before anything is
+// touched. Command-line flags are turned into this shape too, so every entry
+// point gets the same checks and the same messages.
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { canonicalAddress } from './core/address';
+import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
+import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
+
+const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: (issue) => `${String(issue.input)} is not an IPv4 or IPv6 address` });
+const ifName = z.string().regex(IFNAME, { message: 'not an interface name (1-15 letters, digits, _ . : -)' });
+
+export const networkSchema = z.object({
+  vni: z
+    .number({ message: 'must be a number' })
+    .int({ message: 'must be a whole number' })
+    .min(0, { error: (issue) => `${String(issue.input)} is out of range (0 to ${VNI_MAX})` })
+    .max(VNI_MAX, { error: (issue) => `${String(issue.input)} is out of range (0 to ${VNI_MAX})` }),
+  bridge: ifName,
+  tap: ifName.optional(),
+  peers: z.array(ipAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
+  /** MTU of the TAP; default: the bridge's MTU. */
+  mtu: z.number().int().min(576).max(65_000).optional(),
+  ageingSeconds: z.number().positive().max(1_000_000).default(DEFAULT_AGEING_MS / 1000),
+  maxAddresses: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ENTRIES),
+});
+
+export const configSchema = z
+  .object({
+    port: z.number().int().min(1).max(65_535).default(VXLAN_PORT),
+    local: ipAddress.optional(),
+    dev: ifName.optional(),
+    dontFragment: z.boolean().default(false),
+    learnRemotes: z.boolean().default(false),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    networks: z.array(networkSchema).min(1, { message: 'no networks configured' }),
+  })
+  .superRefine((config, ctx) => {
+    if (config.local && config.dev) {
+      ctx.addIssue({ code: 'custom', path: ['local'], message: 'give --local or --dev, not both' });
+    }
+    const vnis = new Set<number>();
+    const taps = new Set<string>();
+    config.networks.forEach((network, i) => {
+      if (vnis.has(network.vni)) {
+        ctx.addIssue({ code: 'custom', path: ['networks', i, 'vni'], message: `VNI ${network.vni} appears twice` });
+      }
+      vnis.add(network.vni);
+      const tap = network.tap ?? defaultTapName(network.vni);
+      if (taps.has(tap)) {
+        ctx.addIssue({ code: 'custom', path: ['networks', i, 'tap'], message: `TAP ${tap} is used by two networks` });
+      }
+      taps.add(tap);
+      const seen = new Set<string>();
+      network.peers.forEach((peer, j) => {
+        if (isIP(peer) === 0) return;
+        const canonical = canonicalAddress(peer);
+        if (seen.has(canonical)) {
+          ctx.addIssue({ code: 'custom', path: ['networks', i, 'peers', j], message: `peer ${peer} is listed twice` });
+        }
+        seen.add(canonical);
+        if (config.local && isIP(config.local) && canonicalAddress(config.local) === canonical) {
+          ctx.addIssue({ code: 'custom', path: ['networks', i, 'peers', j], message: `peer ${peer} is our own --local address` });
+        }
+        if (config.local && isIP(config.local) === 4 && isIP(peer) === 6) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['networks', i, 'peers', j],
+            message: `IPv6 peer ${peer} cannot be reached from IPv4 --local ${config.local}`,
+          });
+        }
+      });
+    });
+  });
+
+export type NetworkConfig = z.infer<typeof networkSchema>;
+export type DaemonConfig = z.infer<typeof configSchema>;
+
+/** tsv<vni>: at most 11 characters, inside the kernel's 15. */
+export function defaultTapName(vni: number): string {
+  return `tsv${vni}`;
+}
+
+export class ConfigError extends Error {}
+
+/** Validates input; throws ConfigError with one line per problem, naming the field. */
+export function parseConfig(input: unknown, fieldNames: (path: PropertyKey[]) => string = dottedPath): DaemonConfig {
+  const result = configSchema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `${fieldNames(issue.path)}: ${issue.message}`);
+  throw new ConfigError(lines.join('\n'));
+}
+
+function dottedPath(path: PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+}

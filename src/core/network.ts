@@ -1,0 +1,40 @@
+// One VXLAN segment (VNI) on this host: its FDB, its peers, its counters.
+
+import { Fdb } from './fdb';
+import { NetworkCounters } from './counters';
+import type { FramePort } from './ports';
+
+export class Network {
+  readonly counters = new NetworkCounters();
+  /** Remote ids that get a copy of every broadcast, multicast and unknown-unicast frame. */
+  private floodList: number[] = [];
+  private readonly peerSet = new Set<number>();
+
+  constructor(
+    readonly vni: number,
+    readonly fdb: Fdb,
+    /** The TAP (or a fake) that joins this VNI to the local bridge. */
+    readonly port: FramePort,
+  ) {}
+
+  get peers(): readonly number[] {
+    return this.floodList;
+  }
+
+  isPeer(remoteId: number): boolean {
+    return this.peerSet.has(remoteId);
+  }
+
+  addPeer(remoteId: number): void {
+    if (this.peerSet.has(remoteId)) return;
+    this.peerSet.add(remoteId);
+    // A fresh array, so a flood loop in progress keeps the list it started with.
+    this.floodList = [...this.floodList, remoteId];
+  }
+
+  removePeer(remoteId: number): void {
+    if (!this.peerSet.delete(remoteId)) return;
+    this.floodList = this.floodList.filter((id) => id !== remoteId);
+    this.fdb.forgetRemote(remoteId);
+  }
+}

@@ -1,0 +1,122 @@
+// The remote VTEPs this daemon talks to, each with a small numeric id that
+// the FDB stores. A remote is identified by its address alone: kernel vxlan
+// peers send from a different source port per flow, and we always answer on
+// the VXLAN port.
+
+import { ADDR_RECORD_LEN, recordAddress, writeAddressRecord } from './address';
+
+export class RemoteCounters {
+  rxDatagrams = 0;
+  rxBytes = 0;
+  txDatagrams = 0;
+  txBytes = 0;
+}
+
+export interface Remote {
+  readonly id: number;
+  /** Canonical text form, e.g. '10.0.1.41' or 'fd00::2'. */
+  readonly address: string;
+  /** Where datagrams to this remote go: its address and our VXLAN port. */
+  readonly record: Buffer;
+  /** True for remotes found by receiving from them (learn-remotes mode). */
+  readonly learned: boolean;
+  readonly counters: RemoteCounters;
+}
+
+const EMPTY = -1;
+
+export class RemoteTable {
+  private readonly byId: (Remote | undefined)[] = [];
+  private readonly freeIds: number[] = [];
+  /** Open-addressing index: hash of the 16 address bytes -> remote id. */
+  private index = new Int32Array(64).fill(EMPTY);
+
+  constructor(private readonly port: number) {}
+
+  get(id: number): Remote | undefined {
+    return this.byId[id];
+  }
+
+  all(): Remote[] {
+    return this.byId.filter((r): r is Remote => r !== undefined);
+  }
+
+  /** The remote for an address, created if new. */
+  add(address: string, learned = false): Remote {
+    const record = Buffer.alloc(ADDR_RECORD_LEN);
+    writeAddressRecord(address, this.port, record, 0);
+    const existing = this.findByRecord(record, 0);
+    if (existing !== EMPTY) return this.byId[existing] as Remote;
+    return this.insert(record, learned);
+  }
+
+  /** The remote for the address of a received record, created if new. */
+  addFromRecord(records: Buffer, offset: number, learned: boolean): Remote {
+    const record = Buffer.alloc(ADDR_RECORD_LEN);
+    records.copy(record, 0, offset, offset + 16);
+    record.writeUInt16BE(this.port, 16);
+    return this.insert(record, learned);
+  }
+
+  remove(id: number): void {
+    if (this.byId[id] === undefined) return;
+    this.byId[id] = undefined;
+    this.freeIds.push(id);
+    this.rebuildIndex(this.index.length);
+  }
+
+  /** HOT PATH: the id of the remote whose address is in records[offset..+16], or -1. */
+  findByRecord(records: Buffer, offset: number): number {
+    const mask = this.index.length - 1;
+    let slot = hashAddress(records, offset) & mask;
+    for (;;) {
+      const id = this.index[slot];
+      if (id === EMPTY) return EMPTY;
+      const remote = this.byId[id] as Remote;
+      if (sameAddress(remote.record, records, offset)) return id;
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  private insert(record: Buffer, learned: boolean): Remote {
+    const id = this.freeIds.length > 0 ? (this.freeIds.pop() as number) : this.byId.length;
+    const remote: Remote = {
+      id,
+      address: recordAddress(record, 0),
+      record,
+      learned,
+      counters: new RemoteCounters(),
+    };
+    this.byId[id] = remote;
+    const live = this.byId.length - this.freeIds.length;
+    if (live * 2 > this.index.length) this.rebuildIndex(this.index.length * 2);
+    else this.indexInsert(remote);
+    return remote;
+  }
+
+  private rebuildIndex(slots: number): void {
+    this.index = new Int32Array(slots).fill(EMPTY);
+    for (const remote of this.byId) if (remote) this.indexInsert(remote);
+  }
+
+  private indexInsert(remote: Remote): void {
+    const mask = this.index.length - 1;
+    let slot = hashAddress(remote.record, 0) & mask;
+    while (this.index[slot] !== EMPTY) slot = (slot + 1) & mask;
+    this.index[slot] = remote.id;
+  }
+}
+
+function hashAddress(buf: Buffer, offset: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 16; i += 4) {
+    h = Math.imul(h ^ buf.readUInt32LE(offset + i), 0x01000193);
+    h ^= h >>> 13;
+  }
+  return h >>> 0;
+}
+
+function sameAddress(a: Buffer, b: Buffer, bOffset: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[bOffset + i]) return false;
+  return true;
+}

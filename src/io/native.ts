@@ -1,0 +1,81 @@
+// Typed binding of the native addon (native/tsvtep.cc). Keep it thin: the
+// addon moves bytes, TypeScript decides.
+
+import path from 'node:path';
+
+export interface NativePoller {
+  start(): void;
+  stop(): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  readonly BATCH_MAX: number;
+  readonly ADDR_RECORD: number;
+  tapOpen(name: string, vnetHdr: boolean): { fd: number; name: string };
+  closeFd(fd: number): void;
+  readFrames(fd: number, slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
+  writeFrames(
+    fd: number,
+    slab: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    results: Int32Array,
+  ): number;
+  udpOpen(record: Buffer, v6only: boolean, rcvbuf: number, sndbuf: number, dontFragment: boolean): number;
+  udpLocalRecord(fd: number, record: Buffer): void;
+  recvBatch(
+    fd: number,
+    slab: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lengths: Uint32Array,
+    records: Buffer,
+  ): number;
+  sendBatch(
+    fd: number,
+    slab: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    records: Buffer,
+    count: number,
+    results: Int32Array,
+  ): number;
+  Poller: new (fd: number, onReadable: (errno: number) => void) => NativePoller;
+}
+
+/** An error thrown by the addon: err.code is the errno name, e.g. 'EPERM'. */
+export interface ErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+export function isErrnoError(error: unknown): error is ErrnoError {
+  return error instanceof Error && typeof (error as Partial<ErrnoError>).code === 'string';
+}
+
+let loaded: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!loaded) {
+    // dist/src/io -> package root, where node-gyp put build/Release.
+    const root = path.resolve(__dirname, '..', '..', '..');
+    const candidates = [path.join(root, 'build', 'Release', 'tsvtep_native.node'), path.resolve(__dirname, '..', '..', 'build', 'Release', 'tsvtep_native.node')];
+    let lastError: unknown;
+    for (const file of candidates) {
+      try {
+        loaded = require(file) as NativeAddon;
+        break;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    if (!loaded) {
+      throw new Error(`native addon not built (run npm ci): ${(lastError as Error).message.split('\n')[0]}`);
+    }
+  }
+  return loaded;
+}

@@ -1,0 +1,65 @@
+// The underlay UDP socket: a DatagramPort over recvmmsg/sendmmsg in the addon.
+
+import { addressRecord, recordAddress, recordPort } from '../core/address';
+import type { DatagramPort } from '../core/ports';
+import { native, type NativePoller } from './native';
+
+/** Socket buffers large enough to ride out a burst of a few thousand frames. */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export class UdpSocket implements DatagramPort {
+  private poller: NativePoller | undefined;
+  private closed = false;
+
+  private constructor(readonly fd: number) {}
+
+  /**
+   * Binds address:port. '::' serves IPv4 and IPv6 on one socket; an IPv4
+   * address gives an IPv4-only socket.
+   */
+  static bind(address: string, port: number, dontFragment: boolean): UdpSocket {
+    const record = addressRecord(address, port);
+    const fd = native().udpOpen(record, false, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES, dontFragment);
+    return new UdpSocket(fd);
+  }
+
+  localAddress(): { address: string; port: number } {
+    const record = Buffer.alloc(20);
+    native().udpLocalRecord(this.fd, record);
+    return { address: recordAddress(record, 0), port: recordPort(record, 0) };
+  }
+
+  recvBatch(
+    slab: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lengths: Uint32Array,
+    records: Buffer,
+  ): number {
+    return native().recvBatch(this.fd, slab, slotSize, headroom, max, lengths, records);
+  }
+
+  sendBatch(
+    slab: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    records: Buffer,
+    count: number,
+    results: Int32Array,
+  ): number {
+    return native().sendBatch(this.fd, slab, offsets, lengths, records, count, results);
+  }
+
+  watch(onReadable: (errno: number) => void): void {
+    this.poller = new (native().Poller)(this.fd, onReadable);
+    this.poller.start();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller?.close();
+    native().closeFd(this.fd);
+  }
+}
