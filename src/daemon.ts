@@ -136,8 +136,9 @@ export class Daemon {
     const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock });
     const network = new Network(config.vni, fdb, tap);
     for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
-    this.engine.addNetwork(network);
     const overlayMtu = await overlayMtuFor(config.peers);
+    network.overlayMtu = overlayMtu;
+    this.engine.addNetwork(network);
     const info: NetworkInfo = {
       vni: config.vni,
       bridge: config.bridge,

@@ -6,6 +6,11 @@ import type { FramePort } from './ports';
 
 export class Network {
   readonly counters = new NetworkCounters();
+  /**
+   * Largest inner IP packet (L3 MTU) that crosses the underlay to every peer
+   * without fragmentation: the underlay MTU minus the VXLAN overhead.
+   */
+  overlayMtu = 1450;
   /** Remote ids that get a copy of every broadcast, multicast and unknown-unicast frame. */
   private floodList: number[] = [];
   private readonly peerSet = new Set<number>();
