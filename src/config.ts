@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { canonicalAddress } from './core/address';
+import { parseMac } from './core/ethernet';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
 
@@ -13,7 +14,17 @@ const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: (issue) => `${String(issue.input)} is not an IPv4 or IPv6 address` });
 const ifName = z.string().regex(IFNAME, { message: 'not an interface name (1-15 letters, digits, _ . : -)' });
 
-export const networkSchema = z.object({
+const macAddress = z
+  .string()
+  .refine((s) => parseMac(s) !== null, { error: (issue) => `${String(issue.input)} is not a MAC address (aa:bb:cc:dd:ee:ff)` });
+
+export const staticEntrySchema = z.strictObject({
+  mac: macAddress,
+  /** Underlay address of the remote the MAC lives behind; must be a peer of the network. */
+  remote: ipAddress,
+});
+
+export const networkSchema = z.strictObject({
   vni: z
     .number({ message: 'must be a number' })
     .int({ message: 'must be a whole number' })
@@ -26,16 +37,20 @@ export const networkSchema = z.object({
   mtu: z.number().int().min(576).max(65_000).optional(),
   ageingSeconds: z.number().positive().max(1_000_000).default(DEFAULT_AGEING_MS / 1000),
   maxAddresses: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ENTRIES),
+  /** FDB entries that never age and never move. */
+  static: z.array(staticEntrySchema).default([]),
 });
 
 export const configSchema = z
-  .object({
+  .strictObject({
     port: z.number().int().min(1).max(65_535).default(VXLAN_PORT),
     local: ipAddress.optional(),
     dev: ifName.optional(),
     dontFragment: z.boolean().default(false),
     learnRemotes: z.boolean().default(false),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    /** Control socket path, or 127.0.0.1:PORT / [::1]:PORT; default: one per network namespace and port. */
+    control: z.string().min(1).optional(),
     networks: z.array(networkSchema).min(1, { message: 'no networks configured' }),
   })
   .superRefine((config, ctx) => {
@@ -55,6 +70,23 @@ export const configSchema = z
       }
       taps.add(tap);
       const seen = new Set<string>();
+      const staticMacs = new Set<string>();
+      network.static.forEach((entry, j) => {
+        const mac = entry.mac.toLowerCase();
+        if (staticMacs.has(mac)) {
+          ctx.addIssue({ code: 'custom', path: ['networks', i, 'static', j, 'mac'], message: `${entry.mac} has two static entries` });
+        }
+        staticMacs.add(mac);
+        if (isIP(entry.remote) === 0) return;
+        const remote = canonicalAddress(entry.remote);
+        if (!network.peers.some((peer) => isIP(peer) !== 0 && canonicalAddress(peer) === remote)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['networks', i, 'static', j, 'remote'],
+            message: `${entry.remote} is not a peer of VNI ${network.vni} (add it to peers)`,
+          });
+        }
+      });
       network.peers.forEach((peer, j) => {
         if (isIP(peer) === 0) return;
         const canonical = canonicalAddress(peer);
@@ -77,6 +109,7 @@ export const configSchema = z
   });
 
 export type NetworkConfig = z.infer<typeof networkSchema>;
+export type StaticEntry = z.infer<typeof staticEntrySchema>;
 export type DaemonConfig = z.infer<typeof configSchema>;
 
 /** tsv<vni>: at most 11 characters, inside the kernel's 15. */

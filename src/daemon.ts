@@ -1,12 +1,14 @@
 // The daemon: wires the engine to the native TAPs and UDP socket, and owns
-// start-up and shutdown. Start-up either completes or undoes everything it
-// did, so a failed start leaves no TAP behind.
+// start-up, runtime changes (reload, control interface) and shutdown.
+// Start-up either completes or undoes everything it did, so a failed start
+// leaves no TAP behind.
 
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { addressFamily } from './core/address';
+import { addressFamily, canonicalAddress } from './core/address';
 import { systemClock, type Clock } from './core/clock';
 import { Engine } from './core/engine';
+import { formatMac, parseMac } from './core/ethernet';
 import { Fdb } from './core/fdb';
 import { Network } from './core/network';
 import { RemoteTable } from './core/remotes';
@@ -20,6 +22,16 @@ import { UdpSocket } from './io/udp';
 /** A failure to start that the user can act on; the message says how. */
 export class StartupError extends Error {}
 
+/** A runtime change that cannot be made (unknown VNI, bad address, ...). */
+export class ChangeError extends Error {
+  constructor(
+    message: string,
+    readonly status: 400 | 404 | 409 = 400,
+  ) {
+    super(message);
+  }
+}
+
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers; IPv6 adds 20. */
 const OVERHEAD_IPV4 = 20 + 8 + VXLAN_HEADER_LEN + 14;
 const OVERHEAD_IPV6 = 40 + 8 + VXLAN_HEADER_LEN + 14;
@@ -27,6 +39,8 @@ const OVERHEAD_IPV6 = 40 + 8 + VXLAN_HEADER_LEN + 14;
 const VLAN_TAG = 4;
 const BATCH_SIZE = 64;
 const HOUSEKEEPING_MS = 5_000;
+/** Frame slots are sized once, at start-up; networks added later must fit. */
+const MIN_FRAME_SIZE = 9000 + 14 + VLAN_TAG;
 
 export interface NetworkInfo {
   vni: number;
@@ -39,26 +53,30 @@ export interface NetworkInfo {
 }
 
 interface RunningNetwork {
+  config: NetworkConfig;
   info: NetworkInfo;
   network: Network;
   tap: TapDevice;
 }
 
 export class Daemon {
-  private readonly running: RunningNetwork[] = [];
+  private readonly running = new Map<number, RunningNetwork>();
   private socket: UdpSocket | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The configuration as last applied from the command line or file. */
+  private applied: DaemonConfig;
   readonly engine: Engine;
   readonly remotes: RemoteTable;
 
   private constructor(
-    readonly config: DaemonConfig,
+    config: DaemonConfig,
     private readonly log: Logger,
     socket: UdpSocket,
-    maxFrameSize: number,
-    clock: Clock,
+    private readonly maxFrameSize: number,
+    private readonly clock: Clock,
   ) {
+    this.applied = { ...config, networks: [] };
     this.socket = socket;
     this.remotes = new RemoteTable(config.port);
     this.engine = new Engine({
@@ -69,25 +87,25 @@ export class Daemon {
       maxFrameSize,
       learnRemotes: config.learnRemotes,
       onIoError: (what, errno, vni) =>
-        log.warn({ vni, errno: errnoName(errno) }, `${what === 'tap_write' ? 'TAP write' : 'UDP send'} failed: ${errnoName(errno)} (counted as drops; logged once)`),
+        log.warn(
+          { vni, errno: errnoName(errno) },
+          `${what === 'tap_write' ? 'TAP write' : 'UDP send'} failed: ${errnoName(errno)} (counted as drops; logged once)`,
+        ),
     });
   }
 
   /** Starts every configured network, or throws StartupError having undone everything. */
   static async start(config: DaemonConfig, log: Logger, clock: Clock = systemClock): Promise<Daemon> {
     loadNative();
-    const bridgeMtus: number[] = [];
-    for (const network of config.networks) bridgeMtus.push(await checkBridge(network.bridge));
-    const tapMtus = config.networks.map((network, i) => network.mtu ?? bridgeMtus[i]);
-    const maxFrameSize = Math.max(...tapMtus) + 14 + VLAN_TAG;
+    const tapMtus: number[] = [];
+    for (const network of config.networks) tapMtus.push(network.mtu ?? (await checkBridge(network.bridge)));
+    const maxFrameSize = Math.max(MIN_FRAME_SIZE, ...tapMtus.map((mtu) => mtu + 14 + VLAN_TAG));
 
     const bindAddress = config.local ?? (config.dev ? await underlayAddress(config.dev) : undefined);
     const socket = openSocket(bindAddress, config);
     const daemon = new Daemon(config, log, socket, maxFrameSize, clock);
     try {
-      for (let i = 0; i < config.networks.length; i++) {
-        await daemon.startNetwork(config.networks[i], tapMtus[i], clock);
-      }
+      for (const network of config.networks) await daemon.addNetwork(network);
     } catch (error) {
       daemon.stop();
       throw error;
@@ -101,7 +119,7 @@ export class Daemon {
   }
 
   networks(): NetworkInfo[] {
-    return this.running.map((r) => r.info);
+    return [...this.running.values()].map((r) => ({ ...r.info, peers: this.peerAddresses(r.network) }));
   }
 
   network(vni: number): Network | undefined {
@@ -109,23 +127,22 @@ export class Daemon {
   }
 
   localPort(): number {
-    return this.socket?.localAddress().port ?? this.config.port;
+    return this.socket?.localAddress().port ?? this.applied.port;
   }
 
-  /** Stops forwarding and closes every descriptor; the kernel removes the TAPs. */
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    if (this.housekeeping) clearInterval(this.housekeeping);
-    for (const r of this.running.splice(0)) {
-      this.engine.removeNetwork(r.info.vni);
-      r.tap.close();
+  isUp(): boolean {
+    return !this.stopped && this.socket !== undefined;
+  }
+
+  // ------------------------------------------------------------ runtime changes
+
+  /** Creates the network's TAP, attaches it to its bridge and starts forwarding. */
+  async addNetwork(config: NetworkConfig): Promise<void> {
+    if (this.running.has(config.vni)) throw new ChangeError(`VNI ${config.vni} is already running`, 409);
+    const tapMtu = config.mtu ?? (await checkBridge(config.bridge));
+    if (tapMtu + 14 + VLAN_TAG > this.maxFrameSize) {
+      throw new StartupError(`VNI ${config.vni}: MTU ${tapMtu} is larger than this daemon can carry (restart it)`);
     }
-    this.socket?.close();
-    this.socket = undefined;
-  }
-
-  private async startNetwork(config: NetworkConfig, tapMtu: number, clock: Clock): Promise<void> {
     const tap = openTap(config.tap ?? defaultTapName(config.vni));
     try {
       await attachToBridge(tap.name, config.bridge, tapMtu);
@@ -133,32 +150,240 @@ export class Daemon {
       tap.close();
       throw new StartupError(`cannot attach ${tap.name} to bridge ${config.bridge}: ${(error as Error).message}`);
     }
-    const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock });
+    const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock: this.clock });
     const network = new Network(config.vni, fdb, tap);
     for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
-    const overlayMtu = await overlayMtuFor(config.peers);
-    network.overlayMtu = overlayMtu;
+    for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
+    network.overlayMtu = await overlayMtuFor(config.peers);
     this.engine.addNetwork(network);
-    const info: NetworkInfo = {
-      vni: config.vni,
-      bridge: config.bridge,
-      tap: tap.name,
-      tapMtu,
-      overlayMtu,
-      peers: network.peers.map((id) => this.remotes.get(id)?.address ?? '?'),
-    };
-    this.running.push({ info, network, tap });
+    const info: NetworkInfo = { vni: config.vni, bridge: config.bridge, tap: tap.name, tapMtu, overlayMtu: network.overlayMtu, peers: [] };
+    this.running.set(config.vni, { config, info, network, tap });
+    this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
     tap.watch((errno) => this.onTapReadable(network, tap, errno));
+
+    const peers = this.peerAddresses(network);
     this.log.info(
-      { vni: info.vni, tap: info.tap, bridge: info.bridge, peers: info.peers, tapMtu, overlayMtu },
-      `VNI ${info.vni}: ${info.tap} on bridge ${info.bridge}, ${info.peers.length} peer(s): ${info.peers.join(', ')}`,
+      { vni: config.vni, tap: tap.name, bridge: config.bridge, peers, tapMtu, overlayMtu: network.overlayMtu },
+      `VNI ${config.vni}: ${tap.name} on bridge ${config.bridge}, ${peers.length} peer(s): ${peers.join(', ')}`,
     );
-    if (tapMtu > overlayMtu) {
+    if (tapMtu > network.overlayMtu) {
       this.log.warn(
-        { vni: info.vni, tapMtu, overlayMtu },
-        `VNI ${info.vni}: frames over ${overlayMtu} bytes are fragmented on the underlay; an MTU of ${overlayMtu} on the containers avoids that`,
+        { vni: config.vni, tapMtu, overlayMtu: network.overlayMtu },
+        `VNI ${config.vni}: frames over ${network.overlayMtu} bytes are fragmented on the underlay; an MTU of ${network.overlayMtu} on the containers avoids that`,
       );
     }
+  }
+
+  /** Stops forwarding for a VNI and removes its TAP. */
+  removeNetwork(vni: number): void {
+    const running = this.requireNetwork(vni);
+    this.running.delete(vni);
+    this.engine.removeNetwork(vni);
+    running.tap.close();
+    this.applied = { ...this.applied, networks: this.applied.networks.filter((n) => n.vni !== vni) };
+    this.pruneRemotes();
+    this.log.info({ vni }, `VNI ${vni}: removed (${running.tap.name} deleted)`);
+  }
+
+  addPeer(vni: number, address: string): boolean {
+    const { network } = this.requireNetwork(vni);
+    const remote = this.remotes.add(checkAddress(address));
+    if (network.isPeer(remote.id)) return false;
+    network.addPeer(remote.id);
+    this.refreshOverlayMtu(vni);
+    this.log.info({ vni, peer: remote.address }, `VNI ${vni}: peer ${remote.address} added`);
+    return true;
+  }
+
+  removePeer(vni: number, address: string): boolean {
+    const { network } = this.requireNetwork(vni);
+    const id = this.remoteId(address);
+    if (id < 0 || !network.isPeer(id)) return false;
+    network.removePeer(id);
+    this.pruneRemotes();
+    this.refreshOverlayMtu(vni);
+    this.log.info({ vni, peer: canonicalAddress(address) }, `VNI ${vni}: peer ${canonicalAddress(address)} removed`);
+    return true;
+  }
+
+  /** Adds or replaces a static FDB entry; the remote must be a peer of the VNI. */
+  addStatic(vni: number, mac: string, remoteAddress: string): void {
+    const { network } = this.requireNetwork(vni);
+    this.putStatic(network, mac, remoteAddress);
+    this.log.info({ vni, mac, remote: remoteAddress }, `VNI ${vni}: static entry ${mac} -> ${remoteAddress}`);
+  }
+
+  removeStatic(vni: number, mac: string): boolean {
+    const { network } = this.requireNetwork(vni);
+    const parsed = parseMac(mac);
+    if (!parsed) throw new ChangeError(`${mac} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+    return network.fdb.remove(parsed.high, parsed.low);
+  }
+
+  /**
+   * Applies a new configuration: the difference between it and the one last
+   * applied. Networks that did not change keep forwarding and keep what they
+   * learned; a network whose bridge, TAP, MTU or FDB limit changed is
+   * restarted. Returns one line per change; failures are logged and skipped.
+   */
+  async reload(next: DaemonConfig): Promise<string[]> {
+    const changes: string[] = [];
+    const previous = this.applied;
+    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control'] as const) {
+      if (JSON.stringify(previous[key]) !== JSON.stringify(next[key])) {
+        this.log.warn({ setting: key }, `${key} changed in the file; that takes a restart, keeping the running value`);
+      }
+    }
+    if (previous.learnRemotes !== next.learnRemotes) {
+      this.engine.learnRemotes = next.learnRemotes;
+      changes.push(`learnRemotes ${next.learnRemotes}`);
+    }
+    if (previous.logLevel !== next.logLevel) {
+      this.log.level = next.logLevel;
+      changes.push(`logLevel ${next.logLevel}`);
+    }
+    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, networks: previous.networks };
+
+    const wanted = new Map(next.networks.map((n) => [n.vni, n]));
+    for (const old of previous.networks) {
+      if (!wanted.has(old.vni)) {
+        await this.attempt(changes, `VNI ${old.vni} removed`, async () => this.removeNetwork(old.vni));
+      }
+    }
+    for (const config of next.networks) {
+      const old = previous.networks.find((n) => n.vni === config.vni);
+      if (!old || !this.running.has(config.vni)) {
+        await this.attempt(changes, `VNI ${config.vni} added`, () => this.addNetwork(config));
+      } else if (needsRestart(old, config)) {
+        await this.attempt(changes, `VNI ${config.vni} restarted`, async () => {
+          this.removeNetwork(config.vni);
+          await this.addNetwork(config);
+        });
+      } else {
+        await this.attempt(changes, `VNI ${config.vni} updated`, async () => this.updateNetwork(old, config, changes));
+      }
+    }
+    return changes.filter((line) => !line.endsWith('updated'));
+  }
+
+  /** Stops forwarding and closes every descriptor; the kernel removes the TAPs. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.housekeeping) clearInterval(this.housekeeping);
+    for (const r of this.running.values()) {
+      this.engine.removeNetwork(r.info.vni);
+      r.tap.close();
+    }
+    this.running.clear();
+    this.socket?.close();
+    this.socket = undefined;
+  }
+
+  /** FDB entries of one VNI or all, for display. */
+  fdbEntries(vni?: number): { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number }[] {
+    const out: { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number }[] = [];
+    for (const r of this.running.values()) {
+      if (vni !== undefined && r.info.vni !== vni) continue;
+      for (const entry of r.network.fdb.entries()) {
+        out.push({
+          vni: r.info.vni,
+          mac: formatMac(entry.macHigh, entry.macLow),
+          remote: this.remotes.get(entry.remoteId)?.address ?? '?',
+          isStatic: entry.isStatic,
+          ageSeconds: Math.floor(entry.ageMs / 1000),
+        });
+      }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private updateNetwork(old: NetworkConfig, config: NetworkConfig, changes: string[]): void {
+    const { network } = this.requireNetwork(config.vni);
+    const oldPeers = new Set(old.peers.map(canonicalAddress));
+    const newPeers = new Set(config.peers.map(canonicalAddress));
+    for (const peer of newPeers) if (!oldPeers.has(peer) && this.addPeer(config.vni, peer)) changes.push(`VNI ${config.vni}: peer ${peer} added`);
+    const key = (e: { mac: string; remote: string }) => `${e.mac.toLowerCase()}>${canonicalAddress(e.remote)}`;
+    const newStatic = new Set(config.static.map(key));
+    for (const entry of old.static) {
+      if (!newStatic.has(key(entry)) && !config.static.some((e) => e.mac.toLowerCase() === entry.mac.toLowerCase())) {
+        this.removeStatic(config.vni, entry.mac);
+        changes.push(`VNI ${config.vni}: static ${entry.mac} removed`);
+      }
+    }
+    for (const peer of oldPeers) if (!newPeers.has(peer) && this.removePeer(config.vni, peer)) changes.push(`VNI ${config.vni}: peer ${peer} removed`);
+    const oldStatic = new Set(old.static.map(key));
+    for (const entry of config.static) {
+      if (!oldStatic.has(key(entry))) {
+        this.addStatic(config.vni, entry.mac, entry.remote);
+        changes.push(`VNI ${config.vni}: static ${entry.mac} -> ${entry.remote}`);
+      }
+    }
+    if (old.ageingSeconds !== config.ageingSeconds) {
+      network.fdb.ageingMs = config.ageingSeconds * 1000;
+      changes.push(`VNI ${config.vni}: ageing ${config.ageingSeconds}s`);
+    }
+    const running = this.running.get(config.vni) as RunningNetwork;
+    running.config = config;
+    this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
+  }
+
+  private async attempt(changes: string[], what: string, action: () => Promise<void>): Promise<void> {
+    try {
+      await action();
+      changes.push(what);
+    } catch (error) {
+      this.log.error({ err: (error as Error).message }, `${what.replace(/ \w+$/, '')}: change failed: ${(error as Error).message}`);
+    }
+  }
+
+  private putStatic(network: Network, mac: string, remoteAddress: string): void {
+    const parsed = parseMac(mac);
+    if (!parsed) throw new ChangeError(`${mac} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+    const id = this.remoteId(remoteAddress);
+    if (id < 0 || !network.isPeer(id)) {
+      throw new ChangeError(`${remoteAddress} is not a peer of VNI ${network.vni} (add it as a peer first)`);
+    }
+    network.fdb.addStatic(parsed.high, parsed.low, id);
+  }
+
+  private requireNetwork(vni: number): RunningNetwork {
+    const running = this.running.get(vni);
+    if (!running) throw new ChangeError(`VNI ${vni} is not configured here`, 404);
+    return running;
+  }
+
+  private remoteId(address: string): number {
+    return this.remotes.find(checkAddress(address));
+  }
+
+  private peerAddresses(network: Network): string[] {
+    return network.peers.map((id) => this.remotes.get(id)?.address ?? '?');
+  }
+
+  /** Forgets remotes that no network lists as a peer any more. */
+  private pruneRemotes(): void {
+    for (const remote of this.remotes.all()) {
+      if (remote.learned) continue;
+      const used = [...this.running.values()].some((r) => r.network.isPeer(remote.id));
+      if (!used) {
+        for (const r of this.running.values()) r.network.fdb.forgetRemote(remote.id);
+        this.remotes.remove(remote.id);
+      }
+    }
+  }
+
+  private refreshOverlayMtu(vni: number): void {
+    const running = this.running.get(vni);
+    if (!running) return;
+    overlayMtuFor(this.peerAddresses(running.network))
+      .then((mtu) => {
+        running.network.overlayMtu = mtu;
+        running.info.overlayMtu = mtu;
+      })
+      .catch(() => undefined);
   }
 
   private onTapReadable(network: Network, tap: TapDevice, errno: number): void {
@@ -194,6 +419,18 @@ export class Daemon {
   }
 }
 
+function needsRestart(old: NetworkConfig, next: NetworkConfig): boolean {
+  return old.bridge !== next.bridge || old.tap !== next.tap || old.mtu !== next.mtu || old.maxAddresses !== next.maxAddresses;
+}
+
+function checkAddress(address: string): string {
+  try {
+    return canonicalAddress(address);
+  } catch {
+    throw new ChangeError(`${address} is not an IPv4 or IPv6 address`);
+  }
+}
+
 function loadNative(): void {
   try {
     native();
@@ -202,6 +439,7 @@ function loadNative(): void {
   }
 }
 
+/** Checks that name is a bridge we can attach to; returns its MTU. */
 async function checkBridge(name: string): Promise<number> {
   try {
     const kind = await bridgeKind(name);
@@ -237,7 +475,7 @@ async function overlayMtuFor(peers: string[]): Promise<number> {
       smallest = Math.min(smallest, 1500 - overhead);
     }
   }
-  return smallest;
+  return Number.isFinite(smallest) ? smallest : 1500 - OVERHEAD_IPV4;
 }
 
 function openSocket(bindAddress: string | undefined, config: DaemonConfig): UdpSocket {

@@ -92,8 +92,11 @@ export class Engine {
   private readonly fromSocket: Slab;
   private readonly sendQueue: SendQueue;
   private readonly reportedErrnos = new Set<string>();
+  /** Accept datagrams from non-peers and learn them; may change at runtime. */
+  learnRemotes: boolean;
 
   constructor(private readonly options: EngineOptions) {
+    this.learnRemotes = options.learnRemotes;
     const slotSize = roundUp(HEADROOM + VXLAN_HEADER_LEN + options.maxFrameSize, 256);
     this.fromTaps = new Slab(options.batchSize, slotSize);
     this.fromSocket = new Slab(options.batchSize, slotSize);
@@ -260,7 +263,7 @@ export class Engine {
     }
     let remoteId = this.options.remotes.findByRecord(slab.records, record);
     if (remoteId === NO_REMOTE || !network.isPeer(remoteId)) {
-      if (!this.options.learnRemotes) {
+      if (!this.learnRemotes) {
         counters.drops.unknown_sender++;
         return;
       }

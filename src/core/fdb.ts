@@ -39,7 +39,8 @@ export interface FdbEntry {
 const EMPTY = -1;
 
 export class Fdb {
-  readonly ageingMs: number;
+  /** Learned entries older than this are gone; may change at runtime. */
+  ageingMs: number;
   readonly maxEntries: number;
   private readonly clock: Clock;
   private readonly mask: number;

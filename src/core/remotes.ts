@@ -50,6 +50,13 @@ export class RemoteTable {
     return this.insert(record, learned);
   }
 
+  /** The id of the remote at address, or -1. */
+  find(address: string): number {
+    const record = Buffer.alloc(ADDR_RECORD_LEN);
+    writeAddressRecord(address, this.port, record, 0);
+    return this.findByRecord(record, 0);
+  }
+
   /** The remote for the address of a received record, created if new. */
   addFromRecord(records: Buffer, offset: number, learned: boolean): Remote {
     const record = Buffer.alloc(ADDR_RECORD_LEN);
