@@ -19,11 +19,24 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <string>
 
+#include "offload.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
 namespace {
+
+// struct virtio_net_hdr without the mergeable-buffers field, in front of
+// every frame once offloads are on.
+constexpr int kVirtioNetHdrLen = 10;
+
+uint8_t kEmptyVnetHdr[kVirtioNetHdrLen] = {0};
 
 // Largest batch one call moves. JavaScript sizes its slabs from this.
 constexpr uint32_t kBatchMax = 256;
@@ -127,6 +140,23 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// tapSetOffload(fd, flags) asks the kernel to hand us TCP segments of up to
+// 64 KiB (TSO) with partial checksums, each frame behind a 10-byte
+// virtio_net_hdr. Throws (err.code) if the kernel refuses; the TAP then still
+// works, with the header and no offloads.
+Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    return ThrowType(env, "tapSetOffload(fd, flags)");
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  unsigned int flags = info[1].As<Napi::Number>().Uint32Value();
+  int size = kVirtioNetHdrLen;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) return ThrowErrno(env, "ioctl TUNSETVNETHDRSZ", errno);
+  if (ioctl(fd, TUNSETOFFLOAD, flags) < 0) return ThrowErrno(env, "ioctl TUNSETOFFLOAD", errno);
+  return env.Undefined();
+}
+
 // readFrames(fd, slab, slotSize, headroom, maxFrames, lengths) -> count
 // Reads up to maxFrames frames, frame i into slab[i*slotSize + headroom ...].
 // Returns 0 when nothing is waiting. Throws only if the first read fails:
@@ -162,9 +192,10 @@ Napi::Value ReadFrames(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, count);
 }
 
-// writeFrames(fd, slab, offsets, lengths, count, results) -> frames written
+// writeFrames(fd, slab, offsets, lengths, count, results, vnetHdr) -> frames written
 // results[i] is 0 if frame i was written, else its errno. A failed frame is
-// skipped, not retried: the caller counts it as a drop.
+// skipped, not retried: the caller counts it as a drop. With vnetHdr each
+// frame goes behind an all-zeros virtio_net_hdr (a plain, complete frame).
 Napi::Value WriteFrames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 6 || !info[0].IsNumber() || !IsBuffer(info[1]) || !info[2].IsTypedArray() ||
@@ -179,14 +210,16 @@ Napi::Value WriteFrames(const Napi::CallbackInfo& info) {
   uint32_t count = info[4].As<Napi::Number>().Uint32Value();
   int32_t* results = I32Of(info[5], &nresults);
   if (count > noff || count > nlen || count > nresults) return ThrowType(env, "writeFrames: arrays too small");
+  bool vnet_hdr = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
   uint32_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
     if ((size_t)offsets[i] + lengths[i] > slab.length) {
       results[i] = EINVAL;
       continue;
     }
+    struct iovec iov[2] = {{kEmptyVnetHdr, (size_t)kVirtioNetHdrLen}, {slab.data + offsets[i], lengths[i]}};
     for (;;) {
-      ssize_t n = write(fd, slab.data + offsets[i], lengths[i]);
+      ssize_t n = vnet_hdr ? writev(fd, iov, 2) : write(fd, slab.data + offsets[i], lengths[i]);
       if (n >= 0) {
         results[i] = 0;
         written++;
@@ -316,10 +349,13 @@ Napi::Value UdpLocalRecord(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+constexpr size_t kControlSpace = 64;
+
 struct MsgArrays {
   struct mmsghdr msgs[kBatchMax];
   struct iovec iovs[kBatchMax];
   struct sockaddr_storage names[kBatchMax];
+  alignas(struct cmsghdr) char controls[kBatchMax][kControlSpace];
 };
 // All calls run on the event loop thread, so one set of arrays serves them.
 MsgArrays g_msg;
@@ -386,6 +422,15 @@ bool WaitWritable(int fd) {
 // Datagram i is slab[offsets[i] .. +lengths[i]] to records[i*20]. Several
 // entries may point at the same bytes (flooding one frame to every peer).
 // results[i] is 0 if datagram i was sent, else its errno.
+// segmentSizes (optional, argument 7): if segmentSizes[i] > 0, datagram i is a run of
+// datagrams of that size (the last may be shorter) that the kernel splits
+// (UDP GSO, UDP_SEGMENT): one system call for a whole TCP segment train.
+// dontFragment (optional Uint8Array, argument 9): the outer IPv4 DF bit per
+// datagram. Runs of equal value go out in one sendmmsg each, IP_MTU_DISCOVER
+// set before the run: IP_PMTUDISC_DO (DF set; the kernel's path MTU applies, a
+// larger datagram fails with EMSGSIZE) or IP_PMTUDISC_DONT (DF clear). The
+// kernel reads the mode as it builds each datagram, so the choice is exact per
+// datagram. Without it the socket keeps the mode it was opened with.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 7 || !info[0].IsNumber() || !IsBuffer(info[1]) || !info[2].IsTypedArray() ||
@@ -403,6 +448,19 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   if (count > kBatchMax || count > noff || count > nlen || (size_t)count * kAddrRecord > records.length ||
       count > nresults) {
     return ThrowType(env, "sendBatch: arrays too small for the batch");
+  }
+  // Argument 7: GSO sizes (Uint32Array); argument 8: per-datagram DF (Uint8Array).
+  uint32_t* segment_sizes = nullptr;
+  if (info.Length() > 7 && info[7].IsTypedArray() && info[7].As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
+    size_t nseg;
+    segment_sizes = U32Of(info[7], &nseg);
+    if (count > nseg) return ThrowType(env, "sendBatch: segmentSizes too small for the batch");
+  }
+  const uint8_t* dont_fragment = nullptr;
+  if (info.Length() > 8 && IsBuffer(info[8])) {
+    Bytes df = BytesOf(info[8]);
+    if (count > df.length) return ThrowType(env, "sendBatch: dontFragment too small for the batch");
+    dont_fragment = df.data;
   }
   int family = SocketFamily(fd);
   if (family < 0) return ThrowErrno(env, "getsockname", errno);
@@ -427,13 +485,34 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     h->msg_namelen = len;
     h->msg_iov = &g_msg.iovs[ready];
     h->msg_iovlen = 1;
+    if (segment_sizes != nullptr && segment_sizes[i] > 0 && segment_sizes[i] < lengths[i]) {
+      char* control = g_msg.controls[ready];
+      memset(control, 0, kControlSpace);
+      h->msg_control = control;
+      h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      struct cmsghdr* cm = CMSG_FIRSTHDR(h);
+      cm->cmsg_level = IPPROTO_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t size = (uint16_t)segment_sizes[i];
+      memcpy(CMSG_DATA(cm), &size, sizeof size);
+    }
     ready++;
   }
 
   uint32_t sent = 0;
   uint32_t next = 0;
+  int pmtu_mode = -1;
   while (next < ready) {
-    int n = sendmmsg(fd, g_msg.msgs + next, ready - next, 0);
+    uint32_t end = ready;
+    if (dont_fragment != nullptr) {
+      uint8_t want = dont_fragment[entry[next]];
+      end = next + 1;
+      while (end < ready && dont_fragment[entry[end]] == want) end++;
+      int mode = want ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
+      if (mode != pmtu_mode && setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof mode) == 0) pmtu_mode = mode;
+    }
+    int n = sendmmsg(fd, g_msg.msgs + next, end - next, 0);
     if (n > 0) {
       sent += n;
       next += n;
@@ -448,6 +527,89 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     next++;
   }
   return Napi::Number::New(env, sent);
+}
+
+// ---------------------------------------------------------------- offloads
+
+// finishChecksum(buf, frameOffset, frameLength, csumStart, csumOffset) -> ok
+Napi::Value FinishChecksumJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !IsBuffer(info[0]) || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+      !info[4].IsNumber()) {
+    return ThrowType(env, "finishChecksum(buf, frameOffset, frameLength, csumStart, csumOffset)");
+  }
+  Bytes buf = BytesOf(info[0]);
+  size_t offset = info[1].As<Napi::Number>().Uint32Value();
+  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  if (offset + length > buf.length) return ThrowType(env, "finishChecksum: frame outside the buffer");
+  bool ok = tsvtep::FinishChecksum(buf.data + offset, length, info[3].As<Napi::Number>().Uint32Value(),
+                                   info[4].As<Napi::Number>().Uint32Value());
+  return Napi::Boolean::New(env, ok);
+}
+
+// segmentTcp(src, frameOffset, frameLength, gsoSize, maxL3, prefix, dst, dstOffset, dstCapacity, out) -> status
+// out = [count, stride, lastLength]; status 0, -1 (not a TCP frame), -2 (dst too small).
+Napi::Value SegmentTcpJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10 || !IsBuffer(info[0]) || !IsBuffer(info[5]) || !IsBuffer(info[6]) || !info[9].IsTypedArray()) {
+    return ThrowType(env, "segmentTcp(src, frameOffset, frameLength, gsoSize, maxL3, prefix, dst, dstOffset, dstCapacity, out)");
+  }
+  for (int i : {1, 2, 3, 4, 7, 8}) {
+    if (!info[i].IsNumber()) return ThrowType(env, "segmentTcp: offsets and sizes must be numbers");
+  }
+  Bytes src = BytesOf(info[0]);
+  size_t offset = info[1].As<Napi::Number>().Uint32Value();
+  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  Bytes prefix = BytesOf(info[5]);
+  Bytes dst = BytesOf(info[6]);
+  size_t dst_offset = info[7].As<Napi::Number>().Uint32Value();
+  size_t dst_cap = info[8].As<Napi::Number>().Uint32Value();
+  size_t nout;
+  uint32_t* out = U32Of(info[9], &nout);
+  if (offset + length > src.length || dst_offset + dst_cap > dst.length || nout < 3) {
+    return ThrowType(env, "segmentTcp: region outside its buffer");
+  }
+  tsvtep::SegmentResult result;
+  int status = tsvtep::SegmentTcp(src.data + offset, length, info[3].As<Napi::Number>().Uint32Value(),
+                                  info[4].As<Napi::Number>().Uint32Value(), prefix.data, prefix.length,
+                                  dst.data + dst_offset, dst_cap, &result);
+  if (status == 0) {
+    out[0] = (uint32_t)result.count;
+    out[1] = (uint32_t)result.stride;
+    out[2] = (uint32_t)result.last_length;
+  }
+  return Napi::Number::New(env, status);
+}
+
+// pathMtu(record) -> the kernel's path MTU towards the record's address.
+// A UDP socket connected to the address (connect sends nothing) holds the
+// route the kernel would use, with what ICMP "too big" taught it; IP_MTU or
+// IPV6_MTU reads that route's MTU.
+Napi::Value PathMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !IsBuffer(info[0])) return ThrowType(env, "pathMtu(record)");
+  Bytes rec = BytesOf(info[0]);
+  if (rec.length < kAddrRecord) return ThrowType(env, "pathMtu: address record must be 20 bytes");
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  int family = memcmp(rec.data, kMapped, 12) == 0 ? AF_INET : AF_INET6;
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, "socket", errno);
+  struct sockaddr_storage ss;
+  socklen_t len;
+  RecordToSockaddr(rec.data, family, &ss, &len);
+  if (connect(fd, reinterpret_cast<struct sockaddr*>(&ss), len) < 0) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, "connect", err);
+  }
+  int mtu = 0;
+  socklen_t mtu_len = sizeof mtu;
+  int rc = family == AF_INET ? getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &mtu_len)
+                             : getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &mtu_len);
+  int err = errno;
+  close(fd);
+  if (rc < 0) return ThrowErrno(env, family == AF_INET ? "getsockopt IP_MTU" : "getsockopt IPV6_MTU", err);
+  return Napi::Number::New(env, mtu);
 }
 
 // ---------------------------------------------------------------- Poller
@@ -539,12 +701,20 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ADDR_RECORD", Napi::Number::New(env, kAddrRecord));
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("tapSetOffload", Napi::Function::New(env, TapSetOffload));
+  exports.Set("finishChecksum", Napi::Function::New(env, FinishChecksumJs));
+  exports.Set("segmentTcp", Napi::Function::New(env, SegmentTcpJs));
+  exports.Set("TUN_F_CSUM", Napi::Number::New(env, TUN_F_CSUM));
+  exports.Set("TUN_F_TSO4", Napi::Number::New(env, TUN_F_TSO4));
+  exports.Set("TUN_F_TSO6", Napi::Number::New(env, TUN_F_TSO6));
+  exports.Set("TUN_F_TSO_ECN", Napi::Number::New(env, TUN_F_TSO_ECN));
   exports.Set("readFrames", Napi::Function::New(env, ReadFrames));
   exports.Set("writeFrames", Napi::Function::New(env, WriteFrames));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpen));
   exports.Set("udpLocalRecord", Napi::Function::New(env, UdpLocalRecord));
   exports.Set("recvBatch", Napi::Function::New(env, RecvBatch));
   exports.Set("sendBatch", Napi::Function::New(env, SendBatch));
+  exports.Set("pathMtu", Napi::Function::New(env, PathMtu));
   exports.Set("Poller", Poller::Init(env));
   return exports;
 }

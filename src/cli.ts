@@ -9,9 +9,12 @@ import pino from 'pino';
 import { ConfigError, parseConfig, type DaemonConfig } from './config';
 import { loadConfigFile } from './config-file';
 import { registerControlCommands } from './commands/control';
+import { registerLabCommands } from './commands/lab';
 import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
 import { Daemon, StartupError } from './daemon';
+import { ListenError } from './http-server';
+import { MetricsServer } from './metrics';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
 
 function collect(value: string, previous: string[]): string[] {
@@ -23,6 +26,7 @@ interface DaemonOptions {
   vni?: number;
   peer: string[];
   bridge?: string;
+  dockerNetwork?: string;
   tap?: string;
   port?: number;
   local?: string;
@@ -30,14 +34,16 @@ interface DaemonOptions {
   ageing?: number;
   mtu?: number;
   maxAddresses?: number;
-  df?: 'set' | 'unset';
+  df?: 'set' | 'unset' | 'inherit';
   learnRemotes?: boolean;
+  offload?: boolean;
   logLevel?: string;
   control?: string;
+  metrics?: string;
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
-const NETWORK_FLAGS = ['vni', 'bridge', 'tap', 'mtu', 'ageing', 'maxAddresses'] as const;
+const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses'] as const;
 
 function buildProgram(): Command {
   const program = new Command()
@@ -51,20 +57,24 @@ function buildProgram(): Command {
     .option('--config <file>', 'YAML/JSON file describing any number of networks (SIGHUP re-reads it)')
     .addOption(new Option('--vni <n>', 'VXLAN network identifier, 0-16777215').argParser(numberOption('--vni')))
     .addOption(new Option('--peer <address>', 'remote VTEP (IPv4 or IPv6); repeat or comma-separate').argParser(collect).default([]))
-    .option('--bridge <name>', 'bridge to attach the TAP to (e.g. br-c43287381077)')
+    .option('--bridge <name>', 'bridge to attach the TAP to: Linux or Open vSwitch (e.g. br-c43287381077)')
+    .option('--docker-network <name>', "Docker bridge network whose bridge to attach to (asks the Docker Engine; DOCKER_HOST=unix://… is honoured)")
     .option('--tap <name>', 'name of the TAP device (default tsv<vni>)')
     .addOption(new Option('--port <n>', 'UDP port for VXLAN (default 4789)').argParser(numberOption('--port')))
     .option('--local <address>', 'underlay address to send from and listen on (default: all)')
     .option('--dev <name>', 'underlay device whose address to use')
     .addOption(new Option('--ageing <seconds>', 'age of learned MAC entries (default 300)').argParser(numberOption('--ageing')))
-    .addOption(new Option('--mtu <bytes>', "MTU of the TAP (default: the bridge's)").argParser(numberOption('--mtu')))
+    .addOption(new Option('--mtu <bytes>', 'overlay MTU: largest inner packet sent whole (default: underlay route MTU - 50, IPv6 - 70)').argParser(numberOption('--mtu')))
     .addOption(new Option('--max-addresses <n>', 'FDB size limit per VNI (default 16384)').argParser(numberOption('--max-addresses')))
-    .addOption(new Option('--df <mode>', 'DF bit on outer IPv4 packets').choices(['set', 'unset']))
+    .addOption(new Option('--df <mode>', 'DF bit on outer IPv4 packets (inherit: copy the inner IPv4 DF bit)').choices(['set', 'unset', 'inherit']))
     .option('--learn-remotes', 'accept VXLAN from any address, not only peers, and learn it (as the kernel does)')
+    .option('--no-offload', 'no TAP offloads (TSO) and no UDP GSO: frame by frame, for comparison')
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
+    .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
+  registerLabCommands(program);
   return program;
 }
 
@@ -74,10 +84,12 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     port: options.port,
     local: options.local,
     dev: options.dev,
-    dontFragment: options.df === undefined ? undefined : options.df === 'set',
+    dontFragment: options.df === undefined ? undefined : options.df === 'inherit' ? 'inherit' : options.df === 'set',
     learnRemotes: options.learnRemotes,
+    offload: options.offload === false ? false : undefined,
     logLevel: options.logLevel,
     control: options.control,
+    metrics: options.metrics,
   };
 }
 
@@ -85,18 +97,22 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
-      throw new UsageError('--vni, --peer, --bridge, --tap, --mtu, --ageing and --max-addresses describe one network; with --config, put networks in the file');
+      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing and --max-addresses describe one network; with --config, put networks in the file');
     }
     return loadConfigFile(options.config, overrides(options));
   }
   if (options.vni === undefined) throw new UsageError('--vni is required (e.g. --vni 100), or --config FILE');
-  if (options.bridge === undefined) throw new UsageError('--bridge is required (e.g. --bridge br0)');
+  if (options.bridge === undefined && options.dockerNetwork === undefined) {
+    throw new UsageError('--bridge or --docker-network is required (e.g. --bridge br0 or --docker-network vxlan-net)');
+  }
+  if (options.bridge !== undefined && options.dockerNetwork !== undefined) throw new UsageError('give --bridge or --docker-network, not both');
   const input = {
     ...Object.fromEntries(Object.entries(overrides(options)).filter(([, v]) => v !== undefined)),
     networks: [
       {
         vni: options.vni,
         bridge: options.bridge,
+        dockerNetwork: options.dockerNetwork,
         tap: options.tap,
         peers: options.peer,
         mtu: options.mtu,
@@ -115,6 +131,7 @@ function flagName(path: PropertyKey[]): string {
   const flags: Record<string, string> = {
     vni: '--vni',
     bridge: '--bridge',
+    dockerNetwork: '--docker-network',
     tap: '--tap',
     port: '--port',
     local: '--local',
@@ -124,6 +141,7 @@ function flagName(path: PropertyKey[]): string {
     maxAddresses: '--max-addresses',
     networks: '--vni',
     control: '--control',
+    metrics: '--metrics',
   };
   return flags[field] ?? field;
 }
@@ -142,13 +160,18 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   const endpoint = controlEndpoint(config);
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 
+  let metrics: MetricsServer | undefined;
   let daemon: Daemon;
   try {
+    // Metrics listen first, so a taken port fails before any TAP exists.
+    if (config.metrics !== undefined) metrics = await MetricsServer.start(config.metrics, log);
     daemon = await Daemon.start(config, log);
   } catch (error) {
-    if (error instanceof StartupError) fail(EXIT_FAILURE, error.message);
+    metrics?.close();
+    if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
+  metrics?.serve(daemon);
 
   const configFile = options.config;
   const reload = async (): Promise<string[]> => {
@@ -171,6 +194,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   const shutdown = (signal: NodeJS.Signals): void => {
     log.info({ signal }, `${signal}: shutting down`);
     control.close();
+    metrics?.close();
     daemon.stop();
     process.exit(process.exitCode ?? 0);
   };

@@ -8,8 +8,11 @@ import { canonicalAddress } from './core/address';
 import { parseMac } from './core/ethernet';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
+import { parseListenAddress } from './http-server';
 
 const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+/** What `docker network create` accepts as a name (and network IDs). */
+const DOCKER_NETWORK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: (issue) => `${String(issue.input)} is not an IPv4 or IPv6 address` });
 const ifName = z.string().regex(IFNAME, { message: 'not an interface name (1-15 letters, digits, _ . : -)' });
@@ -30,10 +33,18 @@ export const networkSchema = z.strictObject({
     .int({ message: 'must be a whole number' })
     .min(0, { error: (issue) => `${String(issue.input)} is out of range (0 to ${VNI_MAX})` })
     .max(VNI_MAX, { error: (issue) => `${String(issue.input)} is out of range (0 to ${VNI_MAX})` }),
-  bridge: ifName,
+  /** The bridge to attach the TAP to: a Linux or an Open vSwitch bridge. Give this or dockerNetwork. */
+  bridge: ifName.optional(),
+  /** A Docker bridge network, by name or ID; its bridge is asked of the Docker Engine at start-up. */
+  dockerNetwork: z.string().regex(DOCKER_NETWORK, { message: 'not a Docker network name (letters, digits, _ . -)' }).optional(),
   tap: ifName.optional(),
   peers: z.array(ipAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
-  /** MTU of the TAP; default: the bridge's MTU. */
+  /**
+   * Overlay MTU: the largest inner IP packet sent as one datagram; larger ones
+   * get ICMP "too big" or are fragmented. Default: the MTU of the route to the
+   * peers minus 50 (IPv4 underlay) or 70 (IPv6). The TAP's own MTU is not
+   * this: it follows the bridge and its ports, so big frames reach us.
+   */
   mtu: z.number().int().min(576).max(65_000).optional(),
   ageingSeconds: z.number().positive().max(1_000_000).default(DEFAULT_AGEING_MS / 1000),
   maxAddresses: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ENTRIES),
@@ -46,11 +57,19 @@ export const configSchema = z
     port: z.number().int().min(1).max(65_535).default(VXLAN_PORT),
     local: ipAddress.optional(),
     dev: ifName.optional(),
-    dontFragment: z.boolean().default(false),
+    /** DF on outer IPv4 packets: true (set), false (unset), or 'inherit' (the inner IPv4 packet's). */
+    dontFragment: z.union([z.boolean(), z.literal('inherit')]).default(false),
     learnRemotes: z.boolean().default(false),
+    /** TAP offloads (TSO, checksum) with UDP GSO; off sends frame by frame. */
+    offload: z.boolean().default(true),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** Control socket path, or 127.0.0.1:PORT / [::1]:PORT; default: one per network namespace and port. */
     control: z.string().min(1).optional(),
+    /** Prometheus /metrics and /healthz on ADDRESS:PORT ([::1]:9477 for IPv6); default off. */
+    metrics: z
+      .string()
+      .refine((s) => typeof parseListenAddress(s) !== 'string', { error: (issue) => String(parseListenAddress(String(issue.input))) })
+      .optional(),
     networks: z.array(networkSchema).min(1, { message: 'no networks configured' }),
   })
   .superRefine((config, ctx) => {
@@ -60,6 +79,13 @@ export const configSchema = z
     const vnis = new Set<number>();
     const taps = new Set<string>();
     config.networks.forEach((network, i) => {
+      if ((network.bridge === undefined) === (network.dockerNetwork === undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['networks', i, 'bridge'],
+          message: network.bridge === undefined ? 'give a bridge or a dockerNetwork' : 'give a bridge or a dockerNetwork, not both',
+        });
+      }
       if (vnis.has(network.vni)) {
         ctx.addIssue({ code: 'custom', path: ['networks', i, 'vni'], message: `VNI ${network.vni} appears twice` });
       }

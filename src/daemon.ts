@@ -14,8 +14,22 @@ import { Network } from './core/network';
 import { RemoteTable } from './core/remotes';
 import { VXLAN_HEADER_LEN } from './core/vxlan';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
-import { attachToBridge, bridgeKind, deviceAddress, getLink, LinkError, routeTo } from './io/link';
+import { DockerError, dockerNetworkBridge } from './io/docker';
+import {
+  attachToBridge,
+  bridgeKind,
+  bridgePortMtus,
+  detachFromBridge,
+  detachFromBridgeSync,
+  deviceAddress,
+  getLink,
+  LinkError,
+  routeTo,
+  type BridgeKind,
+} from './io/link';
 import { isErrnoError, native } from './io/native';
+import { OvsError, ovsPortMtus } from './io/ovs';
+import { nativeSegmenter } from './io/segmenter';
 import { TapDevice } from './io/tap';
 import { UdpSocket } from './io/udp';
 
@@ -53,6 +67,8 @@ export interface NetworkInfo {
 }
 
 interface RunningNetwork {
+  /** How the TAP was attached, so that it is detached the same way. */
+  bridgeKind: BridgeKind;
   config: NetworkConfig;
   info: NetworkInfo;
   network: Network;
@@ -86,6 +102,10 @@ export class Daemon {
       batchSize: BATCH_SIZE,
       maxFrameSize,
       learnRemotes: config.learnRemotes,
+      dontFragment: config.dontFragment,
+      segmenter: config.offload ? nativeSegmenter() : undefined,
+      onGsoRefused: (errno) => log.warn({ errno: errnoName(errno) }, `UDP GSO refused (${errnoName(errno)}): sending segment by segment from now on`),
+      onPathMtu: (remote, mtu) => log.info({ peer: remote, mtu }, `path to ${remote} carries inner packets of up to ${mtu} bytes`),
       onIoError: (what, errno, vni) =>
         log.warn(
           { vni, errno: errnoName(errno) },
@@ -98,7 +118,7 @@ export class Daemon {
   static async start(config: DaemonConfig, log: Logger, clock: Clock = systemClock): Promise<Daemon> {
     loadNative();
     const tapMtus: number[] = [];
-    for (const network of config.networks) tapMtus.push(network.mtu ?? (await checkBridge(network.bridge)));
+    for (const network of config.networks) tapMtus.push((await checkBridge(await bridgeOf(network))).mtu);
     const maxFrameSize = Math.max(MIN_FRAME_SIZE, ...tapMtus.map((mtu) => mtu + 14 + VLAN_TAG));
 
     const bindAddress = config.local ?? (config.dev ? await underlayAddress(config.dev) : undefined);
@@ -139,37 +159,41 @@ export class Daemon {
   /** Creates the network's TAP, attaches it to its bridge and starts forwarding. */
   async addNetwork(config: NetworkConfig): Promise<void> {
     if (this.running.has(config.vni)) throw new ChangeError(`VNI ${config.vni} is already running`, 409);
-    const tapMtu = config.mtu ?? (await checkBridge(config.bridge));
+    // Not the overlay MTU: frames up to what the bridge's ports send must reach
+    // us, to be answered or fragmented, rather than be dropped by the bridge.
+    const bridge = await bridgeOf(config);
+    const { kind, mtu: tapMtu } = await checkBridge(bridge);
     if (tapMtu + 14 + VLAN_TAG > this.maxFrameSize) {
       throw new StartupError(`VNI ${config.vni}: MTU ${tapMtu} is larger than this daemon can carry (restart it)`);
     }
-    const tap = openTap(config.tap ?? defaultTapName(config.vni));
+    const tap = openTap(config.tap ?? defaultTapName(config.vni), this.applied.offload);
+    if (tap.offloadError) this.log.warn({ vni: config.vni }, `TAP offloads refused (${tap.offloadError}): frames come one by one`);
     try {
-      await attachToBridge(tap.name, config.bridge, tapMtu);
+      await attachToBridge(tap.name, bridge, tapMtu, kind);
     } catch (error) {
       tap.close();
-      throw new StartupError(`cannot attach ${tap.name} to bridge ${config.bridge}: ${(error as Error).message}`);
+      throw new StartupError(`cannot attach ${tap.name} to bridge ${bridge}: ${(error as Error).message}`);
     }
     const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock: this.clock });
     const network = new Network(config.vni, fdb, tap);
     for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
     for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
-    network.overlayMtu = await overlayMtuFor(config.peers);
+    network.overlayMtu = config.mtu ?? (await overlayMtuFor(config.peers));
     this.engine.addNetwork(network);
-    const info: NetworkInfo = { vni: config.vni, bridge: config.bridge, tap: tap.name, tapMtu, overlayMtu: network.overlayMtu, peers: [] };
-    this.running.set(config.vni, { config, info, network, tap });
+    const info: NetworkInfo = { vni: config.vni, bridge, tap: tap.name, tapMtu, overlayMtu: network.overlayMtu, peers: [] };
+    this.running.set(config.vni, { config, info, network, tap, bridgeKind: kind });
     this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
     tap.watch((errno) => this.onTapReadable(network, tap, errno));
 
     const peers = this.peerAddresses(network);
     this.log.info(
-      { vni: config.vni, tap: tap.name, bridge: config.bridge, peers, tapMtu, overlayMtu: network.overlayMtu },
-      `VNI ${config.vni}: ${tap.name} on bridge ${config.bridge}, ${peers.length} peer(s): ${peers.join(', ')}`,
+      { vni: config.vni, tap: tap.name, bridge, bridgeKind: kind, dockerNetwork: config.dockerNetwork, peers, tapMtu, overlayMtu: network.overlayMtu },
+      `VNI ${config.vni}: ${tap.name} on ${kind === 'openvswitch' ? 'Open vSwitch ' : ''}bridge ${bridge}${config.dockerNetwork ? ` (Docker network ${config.dockerNetwork})` : ''}, ${peers.length} peer(s): ${peers.join(', ')}`,
     );
     if (tapMtu > network.overlayMtu) {
-      this.log.warn(
+      this.log.info(
         { vni: config.vni, tapMtu, overlayMtu: network.overlayMtu },
-        `VNI ${config.vni}: frames over ${network.overlayMtu} bytes are fragmented on the underlay; an MTU of ${network.overlayMtu} on the containers avoids that`,
+        `VNI ${config.vni}: overlay MTU ${network.overlayMtu}: bigger IPv4 packets with DF and IPv6 get ICMP "too big", other IPv4 is fragmented (an MTU of ${network.overlayMtu} on the containers avoids both)`,
       );
     }
   }
@@ -180,6 +204,9 @@ export class Daemon {
     this.running.delete(vni);
     this.engine.removeNetwork(vni);
     running.tap.close();
+    detachFromBridge(running.tap.name, running.info.bridge, running.bridgeKind).catch((error: unknown) =>
+      this.log.warn({ vni, err: (error as Error).message }, `VNI ${vni}: ${(error as Error).message}`),
+    );
     this.applied = { ...this.applied, networks: this.applied.networks.filter((n) => n.vni !== vni) };
     this.pruneRemotes();
     this.log.info({ vni }, `VNI ${vni}: removed (${running.tap.name} deleted)`);
@@ -229,7 +256,7 @@ export class Daemon {
   async reload(next: DaemonConfig): Promise<string[]> {
     const changes: string[] = [];
     const previous = this.applied;
-    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control'] as const) {
+    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control', 'metrics', 'offload'] as const) {
       if (JSON.stringify(previous[key]) !== JSON.stringify(next[key])) {
         this.log.warn({ setting: key }, `${key} changed in the file; that takes a restart, keeping the running value`);
       }
@@ -242,7 +269,7 @@ export class Daemon {
       this.log.level = next.logLevel;
       changes.push(`logLevel ${next.logLevel}`);
     }
-    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, networks: previous.networks };
+    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, metrics: previous.metrics, offload: previous.offload, networks: previous.networks };
 
     const wanted = new Map(next.networks.map((n) => [n.vni, n]));
     for (const old of previous.networks) {
@@ -273,6 +300,11 @@ export class Daemon {
     if (this.housekeeping) clearInterval(this.housekeeping);
     for (const r of this.running.values()) {
       this.engine.removeNetwork(r.info.vni);
+      try {
+        detachFromBridgeSync(r.tap.name, r.info.bridge, r.bridgeKind);
+      } catch (error) {
+        this.log.warn({ vni: r.info.vni, err: (error as Error).message }, `VNI ${r.info.vni}: ${(error as Error).message}`);
+      }
       r.tap.close();
     }
     this.running.clear();
@@ -377,7 +409,7 @@ export class Daemon {
 
   private refreshOverlayMtu(vni: number): void {
     const running = this.running.get(vni);
-    if (!running) return;
+    if (!running || running.config.mtu !== undefined) return;
     overlayMtuFor(this.peerAddresses(running.network))
       .then((mtu) => {
         running.network.overlayMtu = mtu;
@@ -420,7 +452,7 @@ export class Daemon {
 }
 
 function needsRestart(old: NetworkConfig, next: NetworkConfig): boolean {
-  return old.bridge !== next.bridge || old.tap !== next.tap || old.mtu !== next.mtu || old.maxAddresses !== next.maxAddresses;
+  return old.bridge !== next.bridge || old.dockerNetwork !== next.dockerNetwork || old.tap !== next.tap || old.mtu !== next.mtu || old.maxAddresses !== next.maxAddresses;
 }
 
 function checkAddress(address: string): string {
@@ -439,17 +471,31 @@ function loadNative(): void {
   }
 }
 
-/** Checks that name is a bridge we can attach to; returns its MTU. */
-async function checkBridge(name: string): Promise<number> {
+/**
+ * Checks that name is a bridge we can attach to; returns its kind and the MTU
+ * for its TAP: the bridge's, or its largest port's if bigger (the bridge's own
+ * MTU follows its smallest port), so that no frame a port sends is too big for
+ * the TAP.
+ */
+async function checkBridge(name: string): Promise<{ kind: BridgeKind; mtu: number }> {
   try {
     const kind = await bridgeKind(name);
-    if (kind === 'openvswitch') {
-      throw new StartupError(`${name} is an Open vSwitch bridge; only Linux bridges are supported so far`);
-    }
     const link = await getLink(name);
-    return link?.mtu ?? 1500;
+    const portMtus = kind === 'openvswitch' ? await ovsPortMtus(name) : await bridgePortMtus(name);
+    return { kind, mtu: Math.max(link?.mtu ?? 1500, ...portMtus) };
   } catch (error) {
-    if (error instanceof LinkError) throw new StartupError(error.message);
+    if (error instanceof LinkError || error instanceof OvsError) throw new StartupError(error.message);
+    throw error;
+  }
+}
+
+/** The network's bridge: as configured, or the one behind its Docker network. */
+async function bridgeOf(config: NetworkConfig): Promise<string> {
+  if (config.bridge !== undefined) return config.bridge;
+  try {
+    return await dockerNetworkBridge(config.dockerNetwork as string);
+  } catch (error) {
+    if (error instanceof DockerError) throw new StartupError(error.message);
     throw error;
   }
 }
@@ -501,9 +547,9 @@ function openSocket(bindAddress: string | undefined, config: DaemonConfig): UdpS
   }
 }
 
-function openTap(name: string): TapDevice {
+function openTap(name: string, offload: boolean): TapDevice {
   try {
-    return TapDevice.open(name);
+    return TapDevice.open(name, offload);
   } catch (error) {
     if (!isErrnoError(error)) throw error;
     switch (error.code) {

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ControlClientError, controlRequest } from '../control/client';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from '../control/endpoint';
+import { fdbText, peersText, statusText, type FdbView, type NetworkView, type NetworksReply, type PeerView } from '../control/views';
 import { EXIT_FAILURE, UsageError, fail, numberOption } from './common';
 
 interface ClientOptions {
@@ -12,36 +13,6 @@ interface ClientOptions {
   port?: number;
   vni?: number;
   json?: boolean;
-}
-
-interface NetworkView {
-  vni: number;
-  bridge: string;
-  tap: string;
-  tapMtu: number;
-  overlayMtu: number;
-  peers: string[];
-  fdbEntries: number;
-  fdbLimit: number;
-  ageingSeconds: number;
-  counters: { rxFrames: number; txFrames: number; floodedFrames: number; drops: Record<string, number> };
-}
-
-interface FdbView {
-  vni: number;
-  mac: string;
-  remote: string;
-  isStatic: boolean;
-  ageSeconds: number;
-}
-
-interface PeerView {
-  vnis: number[];
-  address: string;
-  rxDatagrams: number;
-  rxBytes: number;
-  txDatagrams: number;
-  txBytes: number;
 }
 
 function endpointOf(options: ClientOptions): ControlEndpoint {
@@ -82,39 +53,18 @@ function vniQuery(options: ClientOptions): string {
   return options.vni === undefined ? '' : `?vni=${options.vni}`;
 }
 
-/** Columns padded to their widest cell. */
-function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd()).join('\n') + '\n';
-}
-
 export function registerControlCommands(program: Command): void {
   withClientOptions(program.command('status').description('networks served by the running daemon, with MTUs and counters'), 'none').action(
     async (options: ClientOptions) => {
-      const result = (await request(options, 'GET', '/networks')) as { networks: NetworkView[]; engine: Record<string, number> };
-      print(options, result, () => {
-        const rows = [['VNI', 'TAP', 'BRIDGE', 'MTU', 'OVERLAY-MTU', 'PEERS', 'FDB', 'RX', 'TX', 'FLOODED', 'DROPS']];
-        for (const n of result.networks) {
-          const drops = Object.values(n.counters.drops).reduce((a, b) => a + b, 0);
-          rows.push([String(n.vni), n.tap, n.bridge, String(n.tapMtu), String(n.overlayMtu), n.peers.join(','), `${n.fdbEntries}/${n.fdbLimit}`,
-            String(n.counters.rxFrames), String(n.counters.txFrames), String(n.counters.floodedFrames), String(drops)]);
-        }
-        const engine = `bad headers ${result.engine.badHeader ?? 0}, unknown VNI ${result.engine.unknownVni ?? 0}\n`;
-        return table(rows) + engine;
-      });
+      const result = (await request(options, 'GET', '/networks')) as NetworksReply;
+      print(options, result, () => statusText(result));
     },
   );
 
   withClientOptions(program.command('peers').description('peers with their VNIs and traffic counters (all VNIs together)'), 'filter').action(
     async (options: ClientOptions) => {
       const result = (await request(options, 'GET', `/peers${vniQuery(options)}`)) as { peers: PeerView[] };
-      print(options, result, () =>
-        table([
-          ['PEER', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-          ...result.peers.map((p) => [p.address, p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
-        ]),
-      );
+      print(options, result, () => peersText(result.peers));
     },
   );
 
@@ -140,18 +90,7 @@ export function registerControlCommands(program: Command): void {
       request(options, 'GET', `/fdb${vniQuery(options)}`) as Promise<{ entries: FdbView[] }>,
       request(options, 'GET', '/networks') as Promise<{ networks: NetworkView[] }>,
     ]);
-    print(options, entries, () => {
-      const lines: string[] = [];
-      for (const n of networks.networks) {
-        if (options.vni !== undefined && n.vni !== options.vni) continue;
-        // The flood list, shown as the kernel shows it: all-zeros MAC entries.
-        for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
-        for (const e of entries.entries.filter((x) => x.vni === n.vni)) {
-          lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? 'static' : `age ${e.ageSeconds}s`}`);
-        }
-      }
-      return lines.map((line) => `${line}\n`).join('');
-    });
+    print(options, entries, () => fdbText(entries.entries, networks.networks, options.vni));
   });
   withClientOptions(fdb.command('add <mac>').description('add a static entry: MAC behind a peer'), 'required')
     .requiredOption('--dst <address>', 'the peer the MAC lives behind')

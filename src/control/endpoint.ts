@@ -10,11 +10,15 @@ export const CONTROL_DIR = '/run/tsvtep';
 
 export type ControlEndpoint = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
-/** /run/tsvtep/net<inode of this network namespace>-<port>.sock */
-export function defaultControlPath(vxlanPort: number): string {
+/**
+ * /run/tsvtep/net<inode of this network namespace>-<port>.sock. From outside
+ * a namespace, pass its file: /run/netns/NAME has the inode that
+ * /proc/self/ns/net has inside it.
+ */
+export function defaultControlPath(vxlanPort: number, namespaceFile = '/proc/self/ns/net'): string {
   let namespace = 'host';
   try {
-    namespace = `net${statSync('/proc/self/ns/net').ino}`;
+    namespace = `net${statSync(namespaceFile).ino}`;
   } catch {
     // No /proc: one daemon per port is still distinct.
   }

@@ -9,8 +9,20 @@ export class NetworkDrops {
   bad_frame = 0;
   /** Datagram from an address that is not a peer of this VNI. */
   unknown_sender = 0;
-  /** Frame or datagram larger than we can carry. */
+  /**
+   * Frame larger than the path to its destination that could be neither
+   * answered with ICMP "too big" nor fragmented (ARP, other ethertypes, IPv4
+   * with DF that must not be answered, ...), or a datagram larger than a slot.
+   */
   oversize = 0;
+  /** Inner IPv4/IPv6 packet longer than the frame that carried it: cut short on the way. */
+  truncated = 0;
+  /**
+   * Send failed with EMSGSIZE: the kernel knows a smaller path MTU to the
+   * remote than we did (outer DF set). The remote's MTU is lowered, so the
+   * next frame that large gets an ICMP answer or is fragmented.
+   */
+  path_mtu = 0;
   /** Flooded frame, but the VNI has no peers. */
   no_peers = 0;
   /** Writing the inner frame to the TAP failed. */
@@ -29,11 +41,15 @@ export class NetworkCounters {
   rxBytes = 0;
   /** Datagrams sent to the overlay (a flooded frame counts once per peer). */
   txDatagrams = 0;
-  /** Frames read from the TAP and forwarded. */
+  /** Frames read from the TAP and forwarded (a fragmented frame counts once per fragment). */
   txFrames = 0;
   txBytes = 0;
   /** Frames sent to every peer (broadcast, multicast, unknown unicast). */
   floodedFrames = 0;
+  /** Frames too big for the path answered with ICMP "fragmentation needed" or ICMPv6 "packet too big". */
+  icmpTooBig = 0;
+  /** IPv4 packets without DF too big for the path, split into fragments that fit. */
+  fragmentedFrames = 0;
   fdbLearned = 0;
   fdbMoved = 0;
   fdbAgedOut = 0;

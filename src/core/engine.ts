@@ -5,21 +5,59 @@
 //
 // Steady state allocates nothing: frames live in two preallocated slabs with
 // headroom in front of every slot, so the VXLAN header is written in place.
+//
+// A frame too big for the path to its destination takes one branch off the
+// hot path (tooBig): an ICMP/ICMPv6 "too big" answer into the TAP, inner IPv4
+// fragmentation, or a counted drop (see pmtu.ts).
 
-import { ADDR_RECORD_LEN } from './address';
+import { constants } from 'node:os';
+import { ADDR_RECORD_LEN, isMappedIpv4 } from './address';
 import type { Clock } from './clock';
 import { EngineCounters } from './counters';
 import { ETH_HEADER_LEN, ETH_SRC_OFFSET, isGroupMac, isValidSourceMac, macHigh, macLow } from './ethernet';
 import { LEARN_MOVED, LEARN_NEW, LEARN_TABLE_FULL, NO_REMOTE } from './fdb';
 import type { Network } from './network';
+import {
+  IPV4_MIN_MTU,
+  TOO_BIG_CARRY,
+  TOO_BIG_FRAGMENT,
+  TOO_BIG_ICMP4,
+  TOO_BIG_ICMP6,
+  TOO_BIG_REPLY_MAX,
+  VXLAN_OVERHEAD_IPV4,
+  VXLAN_OVERHEAD_IPV6,
+  buildFragmentationNeeded,
+  buildPacketTooBig,
+  fragmentIpv4,
+  isTruncated,
+  oversizeAction,
+  wantsOuterDf,
+} from './pmtu';
+import {
+  GSO_NONE,
+  GSO_TCPV4,
+  GSO_TCPV6,
+  MAX_GSO_BYTES,
+  MAX_GSO_SEGMENTS,
+  VNET_F_NEEDS_CSUM,
+  VNET_HDR_LEN,
+  vnetCsumOffset,
+  vnetCsumStart,
+  vnetGsoSize,
+  vnetGsoType,
+  type Segmenter,
+} from './offload';
 import type { DatagramPort } from './ports';
-import type { RemoteTable } from './remotes';
+import { NO_PATH_LIMIT, type Remote, type RemoteTable } from './remotes';
 import { VXLAN_HEADER_LEN, readVxlanVni, writeVxlanHeader } from './vxlan';
 
 /** Bytes kept free in front of every slot; room for the VXLAN header and more. */
 export const HEADROOM = 64;
 /** Batches drained per wake-up before yielding to the other direction. */
 const MAX_ROUNDS_PER_WAKEUP = 8;
+/** Most fragments one frame is split into; a frame that needs more is dropped as oversize. */
+const MAX_FRAGMENTS = 64;
+const { EMSGSIZE, EIO, EINVAL } = constants.errno;
 
 export interface EngineOptions {
   socket: DatagramPort;
@@ -31,8 +69,21 @@ export interface EngineOptions {
   maxFrameSize: number;
   /** Accept datagrams from any address and learn it as a remote (the kernel's behaviour). */
   learnRemotes: boolean;
+  /**
+   * DF on outer IPv4 packets: true sets it (the kernel's path MTU applies and
+   * a send beyond it fails with EMSGSIZE), false clears it (routers may
+   * fragment), 'inherit' copies the inner packet's (set for IPv6 inside).
+   * Default false.
+   */
+  dontFragment?: boolean | 'inherit';
   /** Called once per failing errno on a send or TAP write, for logging. */
   onIoError?: (what: 'socket_send' | 'tap_write', errno: number, vni: number) => void;
+  /** Splits TSO frames and completes checksums; needed when a network's TAP has offloads on. */
+  segmenter?: Segmenter;
+  /** Called once if the kernel refuses UDP GSO; trains are then sent datagram by datagram. */
+  onGsoRefused?: (errno: number) => void;
+  /** Called when the path MTU to a remote changes (inner MTU, L3), for logging. */
+  onPathMtu?: (remote: string, mtu: number) => void;
 }
 
 /** A batch of frames or datagrams in one slab, slot i at i*slotSize + HEADROOM. */
@@ -43,8 +94,10 @@ class Slab {
   constructor(
     readonly slots: number,
     readonly slotSize: number,
+    /** Bytes after the last slot, for frames the engine makes itself (fragments). */
+    readonly scratch = 0,
   ) {
-    this.bytes = Buffer.alloc(slots * slotSize);
+    this.bytes = Buffer.alloc(slots * slotSize + scratch);
     this.lengths = new Uint32Array(slots);
     this.records = Buffer.alloc(slots * ADDR_RECORD_LEN);
   }
@@ -59,7 +112,10 @@ class SendQueue {
   readonly results: Int32Array;
   readonly remoteIds: Int32Array;
   readonly networks: (Network | undefined)[];
+  /** Outer DF per datagram, used with dontFragment 'inherit'. */
+  readonly dontFragment: Uint8Array;
   constructor(readonly capacity: number) {
+    this.dontFragment = new Uint8Array(capacity);
     this.offsets = new Uint32Array(capacity);
     this.lengths = new Uint32Array(capacity);
     this.records = Buffer.alloc(capacity * ADDR_RECORD_LEN);
@@ -82,6 +138,34 @@ class WriteQueue {
   }
 }
 
+/** A buffer of frames the engine writes to a TAP itself (ICMP answers), slot i at i*slotSize. */
+class FrameOut extends WriteQueue {
+  readonly bytes: Buffer;
+  constructor(slots: number, slotSize: number) {
+    super(slots);
+    this.bytes = Buffer.alloc(slots * slotSize);
+    for (let i = 0; i < slots; i++) this.offsets[i] = i * slotSize;
+  }
+}
+
+/** Trains of segments of one TSO frame, each sent with one UDP GSO call. */
+class GsoQueue extends SendQueue {
+  /** Segments made from the frame, back to back: room for 64 KiB cut into small segments. */
+  readonly bytes = Buffer.alloc(256 * 1024);
+  readonly segmentSizes: Uint32Array;
+  readonly segments: Uint32Array;
+  /** [count, stride, lastLength] of the last segmentTcp call. */
+  readonly shape = new Uint32Array(3);
+  constructor(capacity: number) {
+    super(capacity);
+    this.segmentSizes = new Uint32Array(capacity);
+    this.segments = new Uint32Array(capacity);
+  }
+}
+
+/** Largest frame the TAP hands over with TSO on, behind its virtio_net_hdr. */
+const TSO_FRAME_MAX = 65_536 + VNET_HDR_LEN;
+
 export class Engine {
   readonly counters = new EngineCounters();
   private readonly networks = new Map<number, Network>();
@@ -94,11 +178,25 @@ export class Engine {
   private readonly reportedErrnos = new Set<string>();
   /** Accept datagrams from non-peers and learn them; may change at runtime. */
   learnRemotes: boolean;
+  private readonly inheritDf: boolean;
+  /** Remotes whose Remote.mtu is set; while 0 the path check is one comparison. */
+  private limitedRemotes = 0;
+  /** ICMP answers are built here and written to the TAP one at a time. */
+  private readonly reply = new FrameOut(1, TOO_BIG_REPLY_MAX);
+  private readonly fragmentOffsets = new Uint32Array(MAX_FRAGMENTS);
+  private readonly fragmentLengths = new Uint32Array(MAX_FRAGMENTS);
+  private readonly gso = new GsoQueue(256);
+  /** Cleared for good if the kernel refuses UDP GSO. */
+  private gsoEnabled = true;
 
   constructor(private readonly options: EngineOptions) {
     this.learnRemotes = options.learnRemotes;
+    this.inheritDf = options.dontFragment === 'inherit';
     const slotSize = roundUp(HEADROOM + VXLAN_HEADER_LEN + options.maxFrameSize, 256);
-    this.fromTaps = new Slab(options.batchSize, slotSize);
+    // With TAP offloads a read may return a 64 KiB TCP segment.
+    const tapSlotSize = options.segmenter ? Math.max(slotSize, roundUp(HEADROOM + TSO_FRAME_MAX, 256)) : slotSize;
+    // Room for the fragments of one frame, each with headroom and header copies.
+    this.fromTaps = new Slab(options.batchSize, tapSlotSize, 2 * slotSize + 16 * 256);
     this.fromSocket = new Slab(options.batchSize, slotSize);
     this.sendQueue = new SendQueue(Math.max(options.batchSize * 4, 64));
   }
@@ -133,6 +231,7 @@ export class Engine {
     for (const network of this.networks.values()) {
       network.counters.fdbAgedOut += network.fdb.ageOut();
     }
+    if (this.limitedRemotes !== 0) this.recheckPathMtus();
   }
 
   // HOT PATH: frames from a network's TAP to the overlay.
@@ -140,7 +239,12 @@ export class Engine {
     const slab = this.fromTaps;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP; round++) {
       const n = network.port.readFrames(slab.bytes, slab.slotSize, HEADROOM, slab.slots, slab.lengths);
-      for (let i = 0; i < n; i++) this.encapsulate(network, i * slab.slotSize + HEADROOM, slab.lengths[i]);
+      const offloaded = network.port.vnetHeader === true;
+      for (let i = 0; i < n; i++) {
+        const start = i * slab.slotSize + HEADROOM;
+        if (offloaded) this.encapsulateOffloaded(network, start, slab.lengths[i]);
+        else this.encapsulate(network, start, slab.lengths[i]);
+      }
       this.flushSends();
       if (n < slab.slots) return;
     }
@@ -177,17 +281,141 @@ export class Engine {
       counters.drops.oversize++;
       return;
     }
+    const remoteId = isGroupMac(bytes, frame) ? NO_REMOTE : network.fdb.lookup(macHigh(bytes, frame), macLow(bytes, frame));
+    const packet = length - ETH_HEADER_LEN;
+    if (packet > network.overlayMtu || (this.limitedRemotes !== 0 && packet > this.pathMtu(network, remoteId))) {
+      this.tooBig(network, frame, length, remoteId);
+      return;
+    }
+    this.forward(network, frame, length, remoteId, this.inheritDf && wantsOuterDf(bytes, frame, length) ? 1 : 0);
+  }
+
+  // HOT PATH (TAP offloads on): the frame at start is behind a virtio_net_hdr.
+  private encapsulateOffloaded(network: Network, start: number, length: number): void {
+    const bytes = this.fromTaps.bytes;
+    const counters = network.counters;
+    if (length < VNET_HDR_LEN + ETH_HEADER_LEN) {
+      counters.drops.runt++;
+      return;
+    }
+    const frame = start + VNET_HDR_LEN;
+    const frameLength = length - VNET_HDR_LEN;
+    const gsoType = vnetGsoType(bytes, start);
+    const segmenter = this.options.segmenter as Segmenter;
+    if (gsoType === GSO_NONE) {
+      if (
+        (bytes[start] & VNET_F_NEEDS_CSUM) !== 0 &&
+        !segmenter.finishChecksum(bytes, frame, frameLength, vnetCsumStart(bytes, start), vnetCsumOffset(bytes, start))
+      ) {
+        counters.drops.bad_frame++;
+        return;
+      }
+      this.encapsulate(network, frame, frameLength);
+      return;
+    }
+    if (gsoType !== GSO_TCPV4 && gsoType !== GSO_TCPV6) {
+      counters.drops.bad_frame++;
+      return;
+    }
+    const remoteId = isGroupMac(bytes, frame) ? NO_REMOTE : network.fdb.lookup(macHigh(bytes, frame), macLow(bytes, frame));
+    // Segments go out in their own send: whatever was read before them goes first.
+    this.flushSends();
+    const gso = this.gso;
+    const status = segmenter.segmentTcp(
+      bytes,
+      frame,
+      frameLength,
+      vnetGsoSize(bytes, start),
+      this.pathMtu(network, remoteId),
+      network.vxlanHeader,
+      gso.bytes,
+      0,
+      gso.bytes.length,
+      gso.shape,
+    );
+    if (status !== 0) {
+      if (status === -2) counters.drops.oversize++;
+      else counters.drops.bad_frame++;
+      return;
+    }
+    const segments = gso.shape[0];
+    const stride = gso.shape[1];
+    const lastLength = gso.shape[2];
+    counters.txFrames += segments;
+    counters.txBytes += (segments - 1) * (stride - VXLAN_HEADER_LEN) + lastLength - VXLAN_HEADER_LEN;
+    if (remoteId !== NO_REMOTE) {
+      this.queueTrains(network, remoteId, segments, stride, lastLength);
+    } else if (network.peers.length === 0) {
+      counters.drops.no_peers++;
+    } else {
+      counters.floodedFrames++;
+      const peers = network.peers;
+      for (let p = 0; p < peers.length; p++) this.queueTrains(network, peers[p], segments, stride, lastLength);
+    }
+    this.flushGso();
+  }
+
+  /** Queues the segments in gso.bytes to one remote, as trains of up to MAX_GSO_SEGMENTS. */
+  private queueTrains(network: Network, remoteId: number, segments: number, stride: number, lastLength: number): void {
+    const gso = this.gso;
+    const remote = this.options.remotes.get(remoteId);
+    if (remote === undefined) return;
+    // A train is one UDP datagram to the kernel, so it must stay within 64 KiB.
+    const perTrain = this.gsoEnabled ? Math.min(MAX_GSO_SEGMENTS, Math.floor(MAX_GSO_BYTES / stride)) : 1;
+    for (let first = 0; first < segments; first += perTrain) {
+      const n = Math.min(perTrain, segments - first);
+      if (gso.count === gso.capacity) this.flushGso();
+      const k = gso.count++;
+      gso.offsets[k] = first * stride;
+      gso.lengths[k] = (n - 1) * stride + (first + n === segments ? lastLength : stride);
+      gso.segmentSizes[k] = n > 1 ? stride : 0;
+      gso.segments[k] = n;
+      gso.remoteIds[k] = remoteId;
+      gso.networks[k] = network;
+      remote.record.copy(gso.records, k * ADDR_RECORD_LEN, 0, ADDR_RECORD_LEN);
+    }
+  }
+
+  private flushGso(): void {
+    const gso = this.gso;
+    if (gso.count === 0) return;
+    this.options.socket.sendBatch(gso.bytes, gso.offsets, gso.lengths, gso.records, gso.count, gso.results, undefined, gso.segmentSizes);
+    for (let k = 0; k < gso.count; k++) {
+      const network = gso.networks[k] as Network;
+      gso.networks[k] = undefined;
+      const errno = gso.results[k];
+      if (errno === 0) {
+        network.counters.txDatagrams += gso.segments[k];
+        const remote = this.options.remotes.get(gso.remoteIds[k]);
+        if (remote !== undefined) {
+          remote.counters.txDatagrams += gso.segments[k];
+          remote.counters.txBytes += gso.lengths[k];
+        }
+        continue;
+      }
+      network.counters.drops.socket_send += gso.segments[k];
+      if (gso.segmentSizes[k] > 0 && (errno === EIO || errno === EINVAL) && this.gsoEnabled) {
+        // The kernel (or the route's device) does not do UDP GSO: send datagram by datagram from now on.
+        this.gsoEnabled = false;
+        this.options.onGsoRefused?.(errno);
+      } else {
+        this.reportIoError('socket_send', errno, network.vni);
+      }
+    }
+    gso.count = 0;
+  }
+
+  // HOT PATH: a frame in fromTaps to its remote, or to every peer if NO_REMOTE.
+  private forward(network: Network, frame: number, length: number, remoteId: number, dontFragment: number): void {
+    const counters = network.counters;
     const header = frame - VXLAN_HEADER_LEN;
-    writeVxlanHeader(bytes, header, network.vni);
+    writeVxlanHeader(this.fromTaps.bytes, header, network.vni);
     const datagramLength = length + VXLAN_HEADER_LEN;
     counters.txFrames++;
     counters.txBytes += length;
-    if (!isGroupMac(bytes, frame)) {
-      const remoteId = network.fdb.lookup(macHigh(bytes, frame), macLow(bytes, frame));
-      if (remoteId !== NO_REMOTE) {
-        this.queueSend(network, header, datagramLength, remoteId);
-        return;
-      }
+    if (remoteId !== NO_REMOTE) {
+      this.queueSend(network, header, datagramLength, remoteId, dontFragment);
+      return;
     }
     // Broadcast, multicast or unknown unicast: one copy to every peer.
     const peers = network.peers;
@@ -196,15 +424,131 @@ export class Engine {
       return;
     }
     counters.floodedFrames++;
-    for (let p = 0; p < peers.length; p++) this.queueSend(network, header, datagramLength, peers[p]);
+    for (let p = 0; p < peers.length; p++) this.queueSend(network, header, datagramLength, peers[p], dontFragment);
   }
 
-  private queueSend(network: Network, offset: number, length: number, remoteId: number): void {
+  /**
+   * A frame larger than the path to its destination: answered with ICMP
+   * "too big", split into fragments, carried for the outer IP layer to
+   * fragment, or dropped and counted. Never lost without a trace.
+   */
+  private tooBig(network: Network, frame: number, length: number, remoteId: number): void {
+    const bytes = this.fromTaps.bytes;
+    const counters = network.counters;
+    const mtu = this.pathMtu(network, remoteId);
+    switch (oversizeAction(bytes, frame, length, mtu)) {
+      case TOO_BIG_ICMP4:
+        this.answer(network, buildFragmentationNeeded(bytes, frame, length, mtu, this.reply.bytes, 0));
+        return;
+      case TOO_BIG_ICMP6:
+        this.answer(network, buildPacketTooBig(bytes, frame, length, mtu, this.reply.bytes, 0));
+        return;
+      case TOO_BIG_FRAGMENT: {
+        // Fragments live in the slab's scratch area: send those of an earlier frame first.
+        this.flushSends();
+        const slab = this.fromTaps;
+        const scratch = slab.slots * slab.slotSize;
+        const offsets = this.fragmentOffsets;
+        const lengths = this.fragmentLengths;
+        const n = fragmentIpv4(bytes, frame, length, mtu, bytes, scratch, bytes.length, HEADROOM, offsets, lengths);
+        if (n === 0) break;
+        counters.fragmentedFrames++;
+        for (let i = 0; i < n; i++) this.forward(network, offsets[i], lengths[i], remoteId, 0);
+        return;
+      }
+      case TOO_BIG_CARRY:
+        // IPv6 within 1280 bytes: the outer IPv4 packet must be fragmented, so DF clear.
+        if (this.options.dontFragment === true) break;
+        this.forward(network, frame, length, remoteId, 0);
+        return;
+    }
+    counters.drops.oversize++;
+  }
+
+  /** Writes the ICMP answer built in this.reply into the network's TAP. */
+  private answer(network: Network, length: number): void {
+    const counters = network.counters;
+    if (length === 0) {
+      counters.drops.oversize++;
+      return;
+    }
+    const reply = this.reply;
+    reply.lengths[0] = length;
+    network.port.writeFrames(reply.bytes, reply.offsets, reply.lengths, 1, reply.results);
+    const errno = reply.results[0];
+    if (errno !== 0) {
+      counters.drops.tap_write++;
+      this.reportIoError('tap_write', errno, network.vni);
+      return;
+    }
+    counters.icmpTooBig++;
+  }
+
+  /** Largest inner packet that fits the path to remoteId, or to every peer if NO_REMOTE. */
+  private pathMtu(network: Network, remoteId: number): number {
+    let mtu = network.overlayMtu;
+    if (this.limitedRemotes === 0) return mtu;
+    const remotes = this.options.remotes;
+    if (remoteId !== NO_REMOTE) {
+      const remote = remotes.get(remoteId);
+      return remote !== undefined && remote.mtu < mtu ? remote.mtu : mtu;
+    }
+    const peers = network.peers;
+    for (let p = 0; p < peers.length; p++) {
+      const remote = remotes.get(peers[p]);
+      if (remote !== undefined && remote.mtu < mtu) mtu = remote.mtu;
+    }
+    return mtu;
+  }
+
+  /**
+   * A send to remoteId failed with EMSGSIZE: the kernel knows a smaller path
+   * MTU (outer DF set, and an ICMP "too big" came back from the underlay, or
+   * the route's MTU is smaller). Ask it, and lower the remote's MTU so that
+   * frames that large get an answer or are fragmented from now on.
+   */
+  private lowerPathMtu(remoteId: number, packet: number): void {
+    const remote = this.options.remotes.get(remoteId);
+    if (remote === undefined || packet > remote.mtu) return; // already known
+    let mtu = this.kernelPathMtu(remote);
+    // The kernel's answer should explain the failure; if it cannot, go below what failed.
+    if (mtu <= 0 || mtu >= packet) mtu = packet - 8;
+    mtu = Math.max(mtu, IPV4_MIN_MTU);
+    if (remote.mtu === NO_PATH_LIMIT) this.limitedRemotes++;
+    remote.mtu = mtu;
+    this.options.onPathMtu?.(remote.address, mtu);
+  }
+
+  /** Path MTUs come back up when the kernel's do (its learned values expire after 10 minutes). */
+  private recheckPathMtus(): void {
+    let limited = 0;
+    for (const remote of this.options.remotes.all()) {
+      if (remote.mtu === NO_PATH_LIMIT) continue;
+      const mtu = this.kernelPathMtu(remote);
+      if (mtu > remote.mtu) {
+        remote.mtu = mtu;
+        this.options.onPathMtu?.(remote.address, mtu);
+      }
+      limited++;
+    }
+    this.limitedRemotes = limited;
+  }
+
+  /** The kernel's path MTU to the remote as an inner packet size; 0 if unknown. */
+  private kernelPathMtu(remote: Remote): number {
+    const socket = this.options.socket;
+    const outer = socket.pathMtu === undefined ? 0 : socket.pathMtu(remote.record, 0);
+    if (outer <= 0) return 0;
+    return outer - (isMappedIpv4(remote.record, 0) ? VXLAN_OVERHEAD_IPV4 : VXLAN_OVERHEAD_IPV6);
+  }
+
+  private queueSend(network: Network, offset: number, length: number, remoteId: number, dontFragment: number): void {
     const queue = this.sendQueue;
     if (queue.count === queue.capacity) this.flushSends();
     const remote = this.options.remotes.get(remoteId);
     if (remote === undefined) return;
     const k = queue.count++;
+    queue.dontFragment[k] = dontFragment;
     queue.offsets[k] = offset;
     queue.lengths[k] = length;
     queue.remoteIds[k] = remoteId;
@@ -222,11 +566,17 @@ export class Engine {
       queue.records,
       queue.count,
       queue.results,
+      this.inheritDf ? queue.dontFragment : undefined,
     );
     for (let k = 0; k < queue.count; k++) {
       const network = queue.networks[k] as Network;
       queue.networks[k] = undefined;
       const errno = queue.results[k];
+      if (errno === EMSGSIZE) {
+        network.counters.drops.path_mtu++;
+        this.lowerPathMtu(queue.remoteIds[k], queue.lengths[k] - VXLAN_HEADER_LEN - ETH_HEADER_LEN);
+        continue;
+      }
       if (errno !== 0) {
         network.counters.drops.socket_send++;
         this.reportIoError('socket_send', errno, network.vni);
@@ -273,6 +623,10 @@ export class Engine {
     const frameLength = length - VXLAN_HEADER_LEN;
     if (frameLength < ETH_HEADER_LEN) {
       counters.drops.runt++;
+      return;
+    }
+    if (isTruncated(bytes, frame, frameLength)) {
+      counters.drops.truncated++;
       return;
     }
     const source = frame + ETH_SRC_OFFSET;

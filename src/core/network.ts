@@ -3,6 +3,7 @@
 import { Fdb } from './fdb';
 import { NetworkCounters } from './counters';
 import type { FramePort } from './ports';
+import { VXLAN_HEADER_LEN, writeVxlanHeader } from './vxlan';
 
 export class Network {
   readonly counters = new NetworkCounters();
@@ -15,12 +16,17 @@ export class Network {
   private floodList: number[] = [];
   private readonly peerSet = new Set<number>();
 
+  /** This VNI's VXLAN header, copied in front of segments the engine makes. */
+  readonly vxlanHeader = Buffer.alloc(VXLAN_HEADER_LEN);
+
   constructor(
     readonly vni: number,
     readonly fdb: Fdb,
     /** The TAP (or a fake) that joins this VNI to the local bridge. */
     readonly port: FramePort,
-  ) {}
+  ) {
+    writeVxlanHeader(this.vxlanHeader, 0, vni);
+  }
 
   get peers(): readonly number[] {
     return this.floodList;

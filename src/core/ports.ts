@@ -3,6 +3,8 @@
 
 /** A layer-2 device: the TAP on the bridge. */
 export interface FramePort {
+  /** Frames carry a virtio_net_hdr in front (TAP offloads on; see offload.ts). */
+  readonly vnetHeader?: boolean;
   /** Reads up to max frames, frame i into slab[i*slotSize + headroom]; 0 when none wait. */
   readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
   /** Writes frames; results[i] = 0 or the errno of frame i. Returns how many were written. */
@@ -19,6 +21,11 @@ export interface DatagramPort {
     lengths: Uint32Array,
     records: Buffer,
   ): number;
+  /**
+   * Sends datagram i = slab[offsets[i]..+lengths[i]] to records[i*20]; results[i] = 0 or its errno.
+   * dontFragment, if given, chooses the outer IPv4 DF bit per datagram (1 set, 0 clear); without
+   * it the socket's own setting applies.
+   */
   sendBatch(
     slab: Buffer,
     offsets: Uint32Array,
@@ -26,5 +33,13 @@ export interface DatagramPort {
     records: Buffer,
     count: number,
     results: Int32Array,
+    dontFragment?: Uint8Array,
+    /** If segmentSizes[i] > 0, datagram i is a train of datagrams of that size for the kernel to split (UDP GSO). */
+    segmentSizes?: Uint32Array,
   ): number;
+  /**
+   * The kernel's path MTU towards the address in records[offset..+20]: the route's MTU, lowered
+   * by ICMP "too big" from the underlay. 0 if it cannot tell. Optional: fakes may leave it out.
+   */
+  pathMtu?(records: Buffer, offset: number): number;
 }

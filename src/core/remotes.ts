@@ -21,7 +21,16 @@ export interface Remote {
   /** True for remotes found by receiving from them (learn-remotes mode). */
   readonly learned: boolean;
   readonly counters: RemoteCounters;
+  /**
+   * Largest inner packet (L3) the underlay path to this remote carries, as
+   * the kernel last told us (a send failing with EMSGSIZE); NO_PATH_LIMIT
+   * until then. The engine lowers and raises it.
+   */
+  mtu: number;
 }
+
+/** Remote.mtu of a remote whose path has not been found smaller than the overlay MTU. */
+export const NO_PATH_LIMIT = 65_535;
 
 const EMPTY = -1;
 
@@ -93,6 +102,7 @@ export class RemoteTable {
       record,
       learned,
       counters: new RemoteCounters(),
+      mtu: NO_PATH_LIMIT,
     };
     this.byId[id] = remote;
     const live = this.byId.length - this.freeIds.length;

@@ -4,6 +4,7 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { addOvsPort, ovsBridgeExists, removeOvsPort, removeOvsPortSync } from './ovs';
 
 const run = promisify(execFile);
 
@@ -25,6 +26,8 @@ interface IpLink {
   ifname: string;
   mtu: number;
   operstate?: string;
+  /** UP (administratively), LOWER_UP (carrier), BROADCAST, ... */
+  flags?: string[];
   linkinfo?: { info_kind?: string };
   master?: string;
 }
@@ -42,19 +45,56 @@ export async function getLink(name: string): Promise<IpLink | undefined> {
 
 export type BridgeKind = 'linux' | 'openvswitch';
 
-/** What kind of bridge name is; a LinkError saying what to do if it is none. */
+/**
+ * What kind of bridge name is; a LinkError saying what to do if it is none.
+ * An Open vSwitch bridge shows up as an `openvswitch` link with the kernel
+ * datapath and as a TAP (`tun`) with the userspace one (datapath_type=netdev);
+ * either way OVS itself is asked, since its internal ports look the same.
+ */
 export async function bridgeKind(name: string): Promise<BridgeKind> {
   const link = await getLink(name);
   if (!link) throw new LinkError(`bridge ${name} does not exist (ip link show type bridge lists bridges)`);
   const kind = link.linkinfo?.info_kind;
   if (kind === 'bridge') return 'linux';
-  if (kind === 'openvswitch') return 'openvswitch';
+  if (kind === 'openvswitch' || kind === 'tun') {
+    const isOvsBridge = await ovsBridgeExists(name);
+    if (isOvsBridge) return 'openvswitch';
+    if (kind === 'openvswitch') {
+      throw new LinkError(
+        isOvsBridge === false
+          ? `${name} is an Open vSwitch port, not a bridge (ovs-vsctl list-br lists bridges)`
+          : `${name} belongs to Open vSwitch, but ovs-vsctl cannot reach its database (is ovsdb-server running? OVS_RUNDIR selects its run directory)`,
+      );
+    }
+  }
   throw new LinkError(`${name} is not a bridge but a ${kind ?? 'plain'} link (ip link show type bridge lists bridges)`);
 }
 
-/** Sets the TAP's MTU, makes it a port of the bridge and brings it up. */
-export async function attachToBridge(tap: string, bridge: string, mtu: number): Promise<void> {
+/**
+ * Sets the TAP's MTU, makes it a port of the bridge and brings it up. On an
+ * Open vSwitch bridge the port is added with ovs-vsctl (which an OvsError
+ * reports if it fails).
+ */
+export async function attachToBridge(tap: string, bridge: string, mtu: number, kind: BridgeKind = 'linux'): Promise<void> {
+  if (kind === 'openvswitch') {
+    await ip(['link', 'set', 'dev', tap, 'mtu', String(mtu), 'up']);
+    await addOvsPort(bridge, tap);
+    return;
+  }
   await ip(['link', 'set', 'dev', tap, 'mtu', String(mtu), 'master', bridge, 'up']);
+}
+
+/**
+ * Takes the TAP off its bridge. A Linux bridge lets go of a deleted link by
+ * itself; Open vSwitch keeps the port in its database until it is removed.
+ */
+export async function detachFromBridge(tap: string, bridge: string, kind: BridgeKind): Promise<void> {
+  if (kind === 'openvswitch') await removeOvsPort(bridge, tap);
+}
+
+/** The same, blocking, for the shutdown path. */
+export function detachFromBridgeSync(tap: string, bridge: string, kind: BridgeKind): void {
+  if (kind === 'openvswitch') removeOvsPortSync(bridge, tap);
 }
 
 /** Removes a link if it exists (used when the TAP must go before the process does). */
@@ -90,4 +130,10 @@ export async function deviceAddress(dev: string): Promise<string> {
   const chosen = addresses.find((a) => a.family === 'inet') ?? addresses.find((a) => a.family === 'inet6');
   if (!chosen) throw new LinkError(`device ${dev} has no global address (ip addr show dev ${dev})`);
   return chosen.local;
+}
+
+/** MTUs of the links attached to a bridge (its ports). */
+export async function bridgePortMtus(bridge: string): Promise<number[]> {
+  const links = JSON.parse(await ip(['-j', 'link', 'show', 'master', bridge])) as IpLink[];
+  return links.map((link) => link.mtu).filter((mtu) => Number.isInteger(mtu));
 }

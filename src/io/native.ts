@@ -14,6 +14,24 @@ export interface NativeAddon {
   readonly ADDR_RECORD: number;
   tapOpen(name: string, vnetHdr: boolean): { fd: number; name: string };
   closeFd(fd: number): void;
+  readonly TUN_F_CSUM: number;
+  readonly TUN_F_TSO4: number;
+  readonly TUN_F_TSO6: number;
+  readonly TUN_F_TSO_ECN: number;
+  tapSetOffload(fd: number, flags: number): void;
+  finishChecksum(buf: Buffer, frame: number, length: number, csumStart: number, csumOffset: number): boolean;
+  segmentTcp(
+    src: Buffer,
+    frame: number,
+    length: number,
+    gsoSize: number,
+    maxL3: number,
+    prefix: Buffer,
+    dst: Buffer,
+    dstOffset: number,
+    dstCapacity: number,
+    out: Uint32Array,
+  ): number;
   readFrames(fd: number, slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
   writeFrames(
     fd: number,
@@ -22,6 +40,7 @@ export interface NativeAddon {
     lengths: Uint32Array,
     count: number,
     results: Int32Array,
+    vnetHeader?: boolean,
   ): number;
   udpOpen(record: Buffer, v6only: boolean, rcvbuf: number, sndbuf: number, dontFragment: boolean): number;
   udpLocalRecord(fd: number, record: Buffer): void;
@@ -42,7 +61,11 @@ export interface NativeAddon {
     records: Buffer,
     count: number,
     results: Int32Array,
+    segmentSizes?: Uint32Array,
+    dontFragment?: Uint8Array,
   ): number;
+  /** The kernel's path MTU towards the record's address (a connected probe socket's IP_MTU). */
+  pathMtu(record: Buffer): number;
   Poller: new (fd: number, onReadable: (errno: number) => void) => NativePoller;
 }
 

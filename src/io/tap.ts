@@ -7,15 +7,33 @@ export class TapDevice implements FramePort {
   private poller: NativePoller | undefined;
   private closed = false;
 
+  /** Why the kernel refused TSO, if it did (the TAP then works without it). */
+  offloadError: string | undefined;
+
   private constructor(
     readonly fd: number,
     readonly name: string,
+    /** Frames carry a virtio_net_hdr (see core/offload.ts). */
+    readonly vnetHeader: boolean,
   ) {}
 
-  /** Opens /dev/net/tun as a TAP without packet info. '' lets the kernel name it. */
-  static open(name: string): TapDevice {
-    const { fd, name: actual } = native().tapOpen(name, false);
-    return new TapDevice(fd, actual);
+  /**
+   * Opens /dev/net/tun as a TAP without packet info. '' lets the kernel name
+   * it. With offload the kernel may hand over TCP segments of up to 64 KiB
+   * (TSO) and partial checksums; if it refuses, offloadError says why.
+   */
+  static open(name: string, offload: boolean): TapDevice {
+    const addon = native();
+    const { fd, name: actual } = addon.tapOpen(name, offload);
+    const tap = new TapDevice(fd, actual, offload);
+    if (offload) {
+      try {
+        addon.tapSetOffload(fd, addon.TUN_F_CSUM | addon.TUN_F_TSO4 | addon.TUN_F_TSO6 | addon.TUN_F_TSO_ECN);
+      } catch (error) {
+        tap.offloadError = (error as Error).message;
+      }
+    }
+    return tap;
   }
 
   readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number {
@@ -23,7 +41,7 @@ export class TapDevice implements FramePort {
   }
 
   writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array): number {
-    return native().writeFrames(this.fd, slab, offsets, lengths, count, results);
+    return native().writeFrames(this.fd, slab, offsets, lengths, count, results, this.vnetHeader);
   }
 
   /** Calls onReadable whenever frames wait; errno is non-zero if polling failed. */

@@ -1,6 +1,6 @@
 // The underlay UDP socket: a DatagramPort over recvmmsg/sendmmsg in the addon.
 
-import { addressRecord, recordAddress, recordPort } from '../core/address';
+import { ADDR_RECORD_LEN, addressRecord, recordAddress, recordPort } from '../core/address';
 import type { DatagramPort } from '../core/ports';
 import { native, type NativePoller } from './native';
 
@@ -17,9 +17,10 @@ export class UdpSocket implements DatagramPort {
    * Binds address:port. '::' serves IPv4 and IPv6 on one socket; an IPv4
    * address gives an IPv4-only socket.
    */
-  static bind(address: string, port: number, dontFragment: boolean): UdpSocket {
+  static bind(address: string, port: number, dontFragment: boolean | 'inherit'): UdpSocket {
     const record = addressRecord(address, port);
-    const fd = native().udpOpen(record, false, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES, dontFragment);
+    // 'inherit' opens with DF clear; the engine then chooses per datagram (sendBatch).
+    const fd = native().udpOpen(record, false, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES, dontFragment === true);
     return new UdpSocket(fd);
   }
 
@@ -47,8 +48,18 @@ export class UdpSocket implements DatagramPort {
     records: Buffer,
     count: number,
     results: Int32Array,
+    dontFragment?: Uint8Array,
+    segmentSizes?: Uint32Array,
   ): number {
-    return native().sendBatch(this.fd, slab, offsets, lengths, records, count, results);
+    return native().sendBatch(this.fd, slab, offsets, lengths, records, count, results, segmentSizes, dontFragment);
+  }
+
+  pathMtu(records: Buffer, offset: number): number {
+    try {
+      return native().pathMtu(offset === 0 ? records : records.subarray(offset, offset + ADDR_RECORD_LEN));
+    } catch {
+      return 0;
+    }
   }
 
   watch(onReadable: (errno: number) => void): void {

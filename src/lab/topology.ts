@@ -74,31 +74,38 @@ export class Topology {
   private readonly namespaces: string[] = [];
   private readonly processes = new Set<ChildProcess>();
 
-  private constructor(
-    readonly prefix: string,
-    readonly options: Required<TopologyOptions>,
-  ) {
-    this.coreNs = `${prefix}-core`;
+  readonly prefix: string;
+
+  private constructor(readonly options: Required<TopologyOptions>) {
+    if (options.hosts < 2) throw new Error('a topology needs at least two hosts');
+    this.prefix = options.prefix;
+    this.coreNs = `${options.prefix}-core`;
+    this.plan();
   }
 
-  static async create(options: TopologyOptions = {}): Promise<Topology> {
-    const full: Required<TopologyOptions> = {
-      prefix: options.prefix ?? `tv${randomBytes(3).toString('hex')}`,
-      hosts: options.hosts ?? 2,
-      routed: options.routed ?? false,
-      vnis: options.vnis ?? [100],
-      underlayMtu: options.underlayMtu ?? 1500,
-      containerMtu: options.containerMtu ?? 1500,
-      ipv6: options.ipv6 ?? true,
-    };
-    const topology = new Topology(full.prefix, full);
+  /**
+   * Builds the topology. `step` wraps each stage (underlay, host, bridge with
+   * its container) with a label, so a caller can show progress; by default the
+   * stages just run. If building fails, what was built is removed.
+   */
+  static async create(options: TopologyOptions = {}, step: StepRunner = (_label, fn) => fn()): Promise<Topology> {
+    const topology = new Topology(completeOptions(options));
     try {
-      await topology.build();
+      await topology.build(step);
     } catch (error) {
       await topology.destroy();
       throw error;
     }
     return topology;
+  }
+
+  /**
+   * The description of a topology built earlier, by another process, with the
+   * same options: names and addresses to run checks against. Creates nothing;
+   * its destroy() stops only processes it spawned and deletes no namespace.
+   */
+  static attach(options: TopologyOptions & { prefix: string }): Topology {
+    return new Topology(completeOptions(options));
   }
 
   /** Runs a command inside a namespace and waits for it (bounded by timeoutMs). */
@@ -144,83 +151,119 @@ export class Topology {
     await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
   }
 
-  private async build(): Promise<void> {
-    const { hosts, routed, vnis, underlayMtu, containerMtu, ipv6 } = this.options;
-    if (hosts < 2) throw new Error('a topology needs at least two hosts');
-    await this.addNamespace(this.coreNs);
-    if (!routed) {
-      // One shared underlay segment: a bridge in the core namespace.
-      await ip(['-n', this.coreNs, 'link', 'add', 'sw', 'type', 'bridge']);
-      await ip(['-n', this.coreNs, 'link', 'set', 'sw', 'mtu', String(underlayMtu), 'up']);
-    } else {
-      await this.execOk(this.coreNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-      await this.execOk(this.coreNs, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
-    }
+  /** Names and addresses of every host, bridge and container; nothing is created here. */
+  private plan(): void {
+    const { hosts, routed, vnis } = this.options;
     for (let i = 0; i < hosts; i++) {
-      const ns = `${this.prefix}-h${i + 1}`;
-      await this.addNamespace(ns);
       const host: Host = {
         index: i,
-        ns,
+        ns: `${this.prefix}-h${i + 1}`,
         underlayIf: 'eth0',
         underlayIp: routed ? `10.0.${i + 1}.2` : `10.0.1.${41 + i}`,
         underlayIp6: routed ? `fd00:${i + 1}::2` : `fd00:1::${41 + i}`,
         bridges: new Map(),
         containers: [],
       };
-      const coreSide = `p${i + 1}`;
-      await ip(['link', 'add', 'eth0', 'netns', ns, 'mtu', String(underlayMtu), 'type', 'veth', 'peer', 'name', coreSide, 'netns', this.coreNs, 'mtu', String(underlayMtu)]);
-      await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-      await ip(['-n', this.coreNs, 'link', 'set', coreSide, 'up']);
-      if (routed) {
-        await ip(['-n', this.coreNs, 'addr', 'add', `10.0.${i + 1}.1/24`, 'dev', coreSide]);
-        await ip(['-n', ns, 'addr', 'add', `${host.underlayIp}/24`, 'dev', 'eth0']);
-        await ip(['-n', ns, 'route', 'add', 'default', 'via', `10.0.${i + 1}.1`]);
-        if (ipv6) {
-          await ip(['-n', this.coreNs, 'addr', 'add', `fd00:${i + 1}::1/64`, 'dev', coreSide, 'nodad']);
-          await ip(['-n', ns, 'addr', 'add', `${host.underlayIp6}/64`, 'dev', 'eth0', 'nodad']);
-          await ip(['-n', ns, '-6', 'route', 'add', 'default', 'via', `fd00:${i + 1}::1`]);
-        }
-      } else {
-        await ip(['-n', this.coreNs, 'link', 'set', coreSide, 'master', 'sw']);
-        await ip(['-n', ns, 'addr', 'add', `${host.underlayIp}/24`, 'dev', 'eth0']);
-        if (ipv6) await ip(['-n', ns, 'addr', 'add', `${host.underlayIp6}/64`, 'dev', 'eth0', 'nodad']);
+      for (const vni of vnis) {
+        host.bridges.set(vni, `br${vni}`);
+        // Locally administered MACs that say which host and VNI they belong to.
+        const mac = `02:00:${hex(i + 1)}:${hex((vni >> 16) & 0xff)}:${hex((vni >> 8) & 0xff)}:${hex(vni & 0xff)}`;
+        host.containers.push({ ns: `${this.prefix}-c${i + 1}-${vni}`, host: i, vni, ip: containerIp(i), ip6: containerIp6(i), mac });
       }
-      for (const vni of vnis) await this.addBridgeAndContainer(host, vni, containerMtu, ipv6);
       this.hosts.push(host);
     }
   }
 
-  private async addBridgeAndContainer(host: Host, vni: number, mtu: number, ipv6: boolean): Promise<void> {
-    const bridge = `br${vni}`;
+  private async build(step: StepRunner): Promise<void> {
+    const { routed, underlayMtu, ipv6 } = this.options;
+    const label = routed ? `${this.coreNs}: router between the hosts' subnets` : `${this.coreNs}: underlay switch sw (10.0.1.0/24)`;
+    await step(label, async () => {
+      await this.addNamespace(this.coreNs);
+      if (!routed) {
+        // One shared underlay segment: a bridge in the core namespace.
+        await ip(['-n', this.coreNs, 'link', 'add', 'sw', 'type', 'bridge']);
+        await ip(['-n', this.coreNs, 'link', 'set', 'sw', 'mtu', String(underlayMtu), 'up']);
+      } else {
+        await this.execOk(this.coreNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+        await this.execOk(this.coreNs, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+      }
+    });
+    for (const host of this.hosts) {
+      const i = host.index;
+      const ns = host.ns;
+      await step(`${ns}: underlay eth0 ${host.underlayIp}/24${routed ? ` via ${this.coreNs} (10.0.${i + 1}.1)` : ''}`, async () => {
+        await this.addNamespace(ns);
+        const coreSide = `p${i + 1}`;
+        await ip(['link', 'add', 'eth0', 'netns', ns, 'mtu', String(underlayMtu), 'type', 'veth', 'peer', 'name', coreSide, 'netns', this.coreNs, 'mtu', String(underlayMtu)]);
+        await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+        await ip(['-n', this.coreNs, 'link', 'set', coreSide, 'up']);
+        if (routed) {
+          await ip(['-n', this.coreNs, 'addr', 'add', `10.0.${i + 1}.1/24`, 'dev', coreSide]);
+          await ip(['-n', ns, 'addr', 'add', `${host.underlayIp}/24`, 'dev', 'eth0']);
+          await ip(['-n', ns, 'route', 'add', 'default', 'via', `10.0.${i + 1}.1`]);
+          if (ipv6) {
+            await ip(['-n', this.coreNs, 'addr', 'add', `fd00:${i + 1}::1/64`, 'dev', coreSide, 'nodad']);
+            await ip(['-n', ns, 'addr', 'add', `${host.underlayIp6}/64`, 'dev', 'eth0', 'nodad']);
+            await ip(['-n', ns, '-6', 'route', 'add', 'default', 'via', `fd00:${i + 1}::1`]);
+          }
+        } else {
+          await ip(['-n', this.coreNs, 'link', 'set', coreSide, 'master', 'sw']);
+          await ip(['-n', ns, 'addr', 'add', `${host.underlayIp}/24`, 'dev', 'eth0']);
+          if (ipv6) await ip(['-n', ns, 'addr', 'add', `${host.underlayIp6}/64`, 'dev', 'eth0', 'nodad']);
+        }
+      });
+      for (const container of host.containers) {
+        const bridge = host.bridges.get(container.vni) as string;
+        await step(`${ns}: bridge ${bridge}, container ${container.ns} ${container.ip}`, () => this.addBridgeAndContainer(host, bridge, container));
+      }
+    }
+  }
+
+  private async addBridgeAndContainer(host: Host, bridge: string, container: Container): Promise<void> {
+    const { containerMtu: mtu, ipv6 } = this.options;
     await ip(['-n', host.ns, 'link', 'add', bridge, 'type', 'bridge']);
     // Forward at once; the bridge's default forward delay would hold frames for seconds.
     await ip(['-n', host.ns, 'link', 'set', bridge, 'type', 'bridge', 'forward_delay', '0']);
     await ip(['-n', host.ns, 'link', 'set', bridge, 'up']);
-    host.bridges.set(vni, bridge);
 
-    const ns = `${this.prefix}-c${host.index + 1}-${vni}`;
+    const ns = container.ns;
     await this.addNamespace(ns);
-    const hostSide = `v${vni}`;
-    // Locally administered MACs that say which host and VNI they belong to.
-    const mac = `02:00:${hex(host.index + 1)}:${hex((vni >> 16) & 0xff)}:${hex((vni >> 8) & 0xff)}:${hex(vni & 0xff)}`;
-    await ip(['link', 'add', 'eth0', 'netns', ns, 'mtu', String(mtu), 'address', mac, 'type', 'veth', 'peer', 'name', hostSide, 'netns', host.ns, 'mtu', String(mtu)]);
+    const hostSide = `v${container.vni}`;
+    await ip(['link', 'add', 'eth0', 'netns', ns, 'mtu', String(mtu), 'address', container.mac, 'type', 'veth', 'peer', 'name', hostSide, 'netns', host.ns, 'mtu', String(mtu)]);
     await ip(['-n', host.ns, 'link', 'set', hostSide, 'master', bridge, 'up']);
-    const container: Container = { ns, host: host.index, vni, ip: containerIp(host.index), ip6: containerIp6(host.index), mac };
     await ip(['-n', ns, 'addr', 'add', `${container.ip}/16`, 'dev', 'eth0']);
     if (ipv6) await ip(['-n', ns, 'addr', 'add', `${container.ip6}/64`, 'dev', 'eth0', 'nodad']);
     await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-    host.containers.push(container);
   }
+}
+
+/** Runs one labelled stage of building a topology (see Topology.create). */
+export type StepRunner = (label: string, fn: () => Promise<void>) => Promise<void>;
+
+function completeOptions(options: TopologyOptions): Required<TopologyOptions> {
+  return {
+    prefix: options.prefix ?? `tv${randomBytes(3).toString('hex')}`,
+    hosts: options.hosts ?? 2,
+    routed: options.routed ?? false,
+    vnis: options.vnis ?? [100],
+    underlayMtu: options.underlayMtu ?? 1500,
+    containerMtu: options.containerMtu ?? 1500,
+    ipv6: options.ipv6 ?? true,
+  };
+}
+
+/** Names of the network namespaces (as `ip netns list` shows them) that start with prefix. */
+export async function namespacesByPrefix(prefix: string): Promise<string[]> {
+  const { stdout } = await runCommand('ip', ['netns', 'list'], 10_000);
+  return stdout
+    .split('\n')
+    .map((line) => line.split(' ')[0])
+    .filter((name) => name !== '' && name.startsWith(prefix));
 }
 
 /** Deletes every namespace whose name starts with prefix (leftovers of a crash). */
 export async function removeByPrefix(prefix: string): Promise<string[]> {
-  const { stdout } = await runCommand('ip', ['netns', 'list'], 10_000);
-  const names = stdout
-    .split('\n')
-    .map((line) => line.split(' ')[0])
-    .filter((name) => name.startsWith(prefix));
+  const names = await namespacesByPrefix(prefix);
   for (const name of names) await runCommand('ip', ['netns', 'del', name], 10_000);
   return names;
 }

@@ -2,7 +2,7 @@
 // is always destroyed, tsvtep on the hosts, and the checks as assertions.
 
 import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ping, tcpTransfer, waitForPing } from '../../src/lab/checks';
 import { startDaemon, type DaemonProcess } from '../../src/lab/process';
 import { Topology, type Container, type TopologyOptions } from '../../src/lab/topology';
@@ -12,7 +12,7 @@ import { Topology, type Container, type TopologyOptions } from '../../src/lab/to
  * destroys it after them, also when building, starting or a test fails.
  * Returns a getter, since the topology exists only once beforeAll ran.
  */
-export function useTopology(options: TopologyOptions, start?: (topology: Topology) => Promise<void>): () => Topology {
+export function useTopology(options: TopologyOptions, start?: (topology: Topology) => Promise<unknown>): () => Topology {
   let topology: Topology | undefined;
   beforeAll(async () => {
     topology = await Topology.create(options);
@@ -62,13 +62,38 @@ export async function expectPing(topology: Topology, from: Container, to: Contai
   expect(result.sent).toBe(5);
 }
 
-/** A 20 MiB TCP transfer whose bytes arrive complete and unchanged. */
-export async function expectTransfer(topology: Topology, from: Container, to: Container, family: 4 | 6 = 4): Promise<void> {
-  const bytes = 20 * 1024 * 1024;
+/** A TCP transfer (20 MiB unless told) whose bytes arrive complete and unchanged. */
+export async function expectTransfer(
+  topology: Topology,
+  from: Container,
+  to: Container,
+  family: 4 | 6 = 4,
+  bytes = 20 * 1024 * 1024,
+): Promise<void> {
   const result = await tcpTransfer(topology, from, to, { bytes, ipv6: family === 6, timeoutMs: 90_000 });
   expect(result.bytes).toBe(bytes);
   expect(result.receivedBytes).toBe(bytes);
   expect(result.receivedSha256).toBe(result.sentSha256);
+}
+
+/**
+ * The tests every two-host lab runs, container 1 (host 1) to container 2
+ * (host 2) and back, for IPv4 and IPv6 inside the tunnel: ping, and a 20 MiB
+ * TCP transfer whose sha256 matches on both ends.
+ */
+export function itCarriesTrafficBothWays(lab: () => Topology): void {
+  for (const family of [4, 6] as const) {
+    const c1 = (): Container => lab().container(0);
+    const c2 = (): Container => lab().container(1);
+    it(`IPv${family} inside: ping container 1 -> 2 and 2 -> 1`, async () => {
+      await expectPing(lab(), c1(), c2(), family);
+      await expectPing(lab(), c2(), c1(), family);
+    });
+    it(`IPv${family} inside: 20 MiB over TCP 1 -> 2 and 2 -> 1 arrive intact`, async () => {
+      await expectTransfer(lab(), c1(), c2(), family);
+      await expectTransfer(lab(), c2(), c1(), family);
+    });
+  }
 }
 
 export interface Capture {
@@ -81,12 +106,12 @@ export interface Capture {
 }
 
 /**
- * Starts `tcpdump -l -n ARGS` in a namespace, bounded by `timeout`, and waits
- * until it listens. Its lines are the packets, decoded (tcpdump decodes VXLAN
- * on port 4789 down to the inner frame).
+ * Starts `tcpdump -l -n -t ARGS` in a namespace, bounded by `timeout`, and
+ * waits until it listens. Its lines are the packets, decoded, without
+ * timestamps (tcpdump decodes VXLAN on port 4789 down to the inner frame).
  */
 export async function startCapture(topology: Topology, ns: string, args: string[], limitS = 60): Promise<Capture> {
-  const child = topology.spawn(ns, ['timeout', '-s', 'INT', String(limitS), 'tcpdump', '-l', '-n', ...args]);
+  const child = topology.spawn(ns, ['timeout', '-s', 'INT', String(limitS), 'tcpdump', '-l', '-n', '-t', ...args]);
   let out = '';
   let err = '';
   child.stdout?.setEncoding('utf8');

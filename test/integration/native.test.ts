@@ -26,7 +26,7 @@ function linkExists(name: string): boolean {
 describe('TAP device', () => {
   it('opens a TAP with the chosen name, and the kernel removes it when closed', () => {
     const name = `tvt${randomBytes(3).toString('hex')}`;
-    const tap = TapDevice.open(name);
+    const tap = TapDevice.open(name, false);
     opened.push(tap);
     expect(tap.name).toBe(name);
     expect(linkExists(name)).toBe(true);
@@ -39,17 +39,17 @@ describe('TAP device', () => {
   });
 
   it('lets the kernel choose a name', () => {
-    const tap = TapDevice.open('');
+    const tap = TapDevice.open('', false);
     opened.push(tap);
     expect(tap.name).toMatch(/^tap\d+$/);
   });
 
   it('reports the errno name when the name is taken by another TAP', () => {
     const name = `tvt${randomBytes(3).toString('hex')}`;
-    opened.push(TapDevice.open(name));
+    opened.push(TapDevice.open(name, false));
     let error: unknown;
     try {
-      opened.push(TapDevice.open(name));
+      opened.push(TapDevice.open(name, false));
     } catch (e) {
       error = e;
     }

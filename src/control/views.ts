@@ -1,0 +1,78 @@
+// What the control interface answers, and how the CLI shows it as text. Shared
+// by the control subcommands (status, peers, fdb show) and `tsvtep lab check`.
+
+export interface NetworkView {
+  vni: number;
+  bridge: string;
+  tap: string;
+  tapMtu: number;
+  overlayMtu: number;
+  peers: string[];
+  fdbEntries: number;
+  fdbLimit: number;
+  ageingSeconds: number;
+  counters: { rxFrames: number; txFrames: number; floodedFrames: number; drops: Record<string, number> };
+}
+
+export interface NetworksReply {
+  networks: NetworkView[];
+  engine: Record<string, number>;
+}
+
+export interface FdbView {
+  vni: number;
+  mac: string;
+  remote: string;
+  isStatic: boolean;
+  ageSeconds: number;
+}
+
+export interface PeerView {
+  vnis: number[];
+  address: string;
+  rxDatagrams: number;
+  rxBytes: number;
+  txDatagrams: number;
+  txBytes: number;
+}
+
+/** Columns padded to their widest cell. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** `tsvtep status`: one row per network, then the engine's drops. */
+export function statusText(result: NetworksReply): string {
+  const rows = [['VNI', 'TAP', 'BRIDGE', 'MTU', 'OVERLAY-MTU', 'PEERS', 'FDB', 'RX', 'TX', 'FLOODED', 'DROPS']];
+  for (const n of result.networks) {
+    const drops = Object.values(n.counters.drops).reduce((a, b) => a + b, 0);
+    rows.push([String(n.vni), n.tap, n.bridge, String(n.tapMtu), String(n.overlayMtu), n.peers.join(','), `${n.fdbEntries}/${n.fdbLimit}`,
+      String(n.counters.rxFrames), String(n.counters.txFrames), String(n.counters.floodedFrames), String(drops)]);
+  }
+  const engine = `bad headers ${result.engine.badHeader ?? 0}, unknown VNI ${result.engine.unknownVni ?? 0}\n`;
+  return table(rows) + engine;
+}
+
+/** `tsvtep peers`: one row per remote. */
+export function peersText(peers: PeerView[]): string {
+  return table([
+    ['PEER', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [p.address, p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+  ]);
+}
+
+/** `tsvtep fdb show`: the flood list and the MAC entries, as `bridge fdb show` prints a vxlan device's. */
+export function fdbText(entries: FdbView[], networks: NetworkView[], vni?: number): string {
+  const lines: string[] = [];
+  for (const n of networks) {
+    if (vni !== undefined && n.vni !== vni) continue;
+    // The flood list, shown as the kernel shows it: all-zeros MAC entries.
+    for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
+    for (const e of entries.filter((x) => x.vni === n.vni)) {
+      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? 'static' : `age ${e.ageSeconds}s`}`);
+    }
+  }
+  return lines.map((line) => `${line}\n`).join('');
+}
