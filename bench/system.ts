@@ -215,6 +215,8 @@ async function main(): Promise<void> {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (!cmdline.includes('cli.js')) throw new Error(`PID ${pid} is not the tsvtep daemon (${cmdline.replace(/\0/g, ' ')})`);
   }
+  const idle = tsvtep.pids.map(memory);
+  console.log(`tsvtep VmRSS right after start, idle: ${idle.map((m) => `${m.rssMb.toFixed(1)} MB`).join(', ')} (hosts 1, 2)`);
   const variants = [kernel, tsvtep];
   const samples: Record<'kernel' | 'tsvtep', Sample[]> = { kernel: [], tsvtep: [] };
 
@@ -258,6 +260,7 @@ async function main(): Promise<void> {
       node: process.version,
       loadAverageAtEnd: os.loadavg(),
     },
+    tsvtepIdleMemory: idle,
     runs: samples,
     summary,
   };

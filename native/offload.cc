@@ -116,6 +116,24 @@ bool FinishChecksum(uint8_t* frame, size_t length, size_t csum_start, size_t csu
   return true;
 }
 
+bool TcpChecksumValid(const uint8_t* frame, size_t length) {
+  Layout layout;
+  if (!ParseTcp(frame, length, &layout)) return false;
+  size_t tcp_length = length - layout.l4;
+  if (layout.ipv4) {
+    // The IP total length, not the frame, says where the segment ends (Ethernet may pad).
+    size_t total = Get16(frame + layout.l3 + 2);
+    if (layout.l3 + total > length || total < layout.l4 - layout.l3) return false;
+    tcp_length = total - (layout.l4 - layout.l3);
+  } else {
+    size_t payload = Get16(frame + layout.l3 + 4);
+    if (layout.l3 + 40 + payload > length) return false;
+    tcp_length = payload;
+  }
+  uint64_t sum = PseudoHeaderSum(frame, layout) + tcp_length;
+  return Fold(Sum(frame + layout.l4, tcp_length, sum)) == 0xffff;
+}
+
 int SegmentTcp(const uint8_t* frame, size_t length, size_t gso_size, size_t max_l3, const uint8_t* prefix,
                size_t prefix_len, uint8_t* dst, size_t dst_cap, SegmentResult* result) {
   Layout layout;

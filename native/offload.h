@@ -16,6 +16,9 @@ struct SegmentResult {
 // False if csum_start/csum_offset point outside the frame.
 bool FinishChecksum(uint8_t* frame, size_t length, size_t csum_start, size_t csum_offset);
 
+// True if the frame is TCP over IPv4/IPv6 and its TCP checksum is right.
+bool TcpChecksumValid(const uint8_t* frame, size_t length);
+
 // Splits a TCP frame larger than one segment (TSO) into frames whose IP
 // packets are at most max_l3 bytes and whose payload is at most gso_size,
 // each behind a copy of prefix (the VXLAN header), back to back in dst.

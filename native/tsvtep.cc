@@ -547,6 +547,19 @@ Napi::Value FinishChecksumJs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, ok);
 }
 
+// tcpChecksumValid(buf, frameOffset, frameLength) -> boolean
+Napi::Value TcpChecksumValidJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !IsBuffer(info[0]) || !info[1].IsNumber() || !info[2].IsNumber()) {
+    return ThrowType(env, "tcpChecksumValid(buf, frameOffset, frameLength)");
+  }
+  Bytes buf = BytesOf(info[0]);
+  size_t offset = info[1].As<Napi::Number>().Uint32Value();
+  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  if (offset + length > buf.length) return ThrowType(env, "tcpChecksumValid: frame outside the buffer");
+  return Napi::Boolean::New(env, tsvtep::TcpChecksumValid(buf.data + offset, length));
+}
+
 // segmentTcp(src, frameOffset, frameLength, gsoSize, maxL3, prefix, dst, dstOffset, dstCapacity, out) -> status
 // out = [count, stride, lastLength]; status 0, -1 (not a TCP frame), -2 (dst too small).
 Napi::Value SegmentTcpJs(const Napi::CallbackInfo& info) {
@@ -704,6 +717,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tapSetOffload", Napi::Function::New(env, TapSetOffload));
   exports.Set("finishChecksum", Napi::Function::New(env, FinishChecksumJs));
   exports.Set("segmentTcp", Napi::Function::New(env, SegmentTcpJs));
+  exports.Set("tcpChecksumValid", Napi::Function::New(env, TcpChecksumValidJs));
   exports.Set("TUN_F_CSUM", Napi::Number::New(env, TUN_F_CSUM));
   exports.Set("TUN_F_TSO4", Napi::Number::New(env, TUN_F_TSO4));
   exports.Set("TUN_F_TSO6", Napi::Number::New(env, TUN_F_TSO6));

@@ -200,6 +200,11 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  daemon.onFatal = () => {
+    control.close();
+    metrics?.close();
+    process.exit(EXIT_FAILURE);
+  };
   process.on('SIGHUP', () => {
     reload().catch((error: unknown) => {
       const message = error instanceof Error ? error.message.replace(/\n/g, '; ') : String(error);

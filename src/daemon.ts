@@ -84,6 +84,10 @@ export class Daemon {
   private applied: DaemonConfig;
   readonly engine: Engine;
   readonly remotes: RemoteTable;
+  /** Called after an I/O failure stopped the daemon; the CLI closes what else it runs and exits 1. */
+  onFatal: () => void = () => {
+    process.exitCode = 1;
+  };
 
   private constructor(
     config: DaemonConfig,
@@ -447,7 +451,7 @@ export class Daemon {
     const message = isErrnoError(error) ? error.code : (error as Error).message;
     this.log.fatal({ err: error }, `${what} failed (${message}); shutting down`);
     this.stop();
-    process.exitCode = 1;
+    this.onFatal();
   }
 }
 

@@ -62,7 +62,7 @@ const NETWORK_COUNTERS: NetworkMetric[] = [
   },
   {
     name: 'tsvtep_overlay_sent_frames_total',
-    help: 'Frames read from the TAP and sent to the overlay (a flooded frame counts once).',
+    help: 'Frames read from the TAP and sent to the overlay, as they go on the wire (once per TSO segment or IPv4 fragment; a flooded frame counts once).',
     read: (c) => c.txFrames,
   },
   {
@@ -79,6 +79,16 @@ const NETWORK_COUNTERS: NetworkMetric[] = [
     name: 'tsvtep_flooded_frames_total',
     help: 'Broadcast, multicast and unknown-unicast frames sent to every peer.',
     read: (c) => c.floodedFrames,
+  },
+  {
+    name: 'tsvtep_icmp_too_big_total',
+    help: 'Frames too big for the path, answered with ICMP "fragmentation needed" or ICMPv6 "packet too big".',
+    read: (c) => c.icmpTooBig,
+  },
+  {
+    name: 'tsvtep_fragmented_frames_total',
+    help: 'IPv4 packets without DF too big for the path, split into fragments that fit.',
+    read: (c) => c.fragmentedFrames,
   },
   {
     name: 'tsvtep_fdb_learned_total',

@@ -48,6 +48,7 @@ import {
   type Segmenter,
 } from './offload';
 import type { DatagramPort } from './ports';
+import { TcpCoalescer, type WriteList } from './coalesce';
 import { NO_PATH_LIMIT, type Remote, type RemoteTable } from './remotes';
 import { VXLAN_HEADER_LEN, readVxlanVni, writeVxlanHeader } from './vxlan';
 
@@ -126,24 +127,35 @@ class SendQueue {
 }
 
 /** Frames waiting for one writeFrames call on a network's TAP. */
-class WriteQueue {
+class WriteQueue implements WriteList {
   count = 0;
   readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
   readonly results: Int32Array;
+  /** Received frames an entry carries (more than one once coalesced). */
+  readonly frames: Uint32Array;
+  /** Received inner bytes an entry carries. */
+  readonly innerBytes: Uint32Array;
   constructor(capacity: number) {
     this.offsets = new Uint32Array(capacity);
     this.lengths = new Uint32Array(capacity);
     this.results = new Int32Array(capacity);
+    this.frames = new Uint32Array(capacity);
+    this.innerBytes = new Uint32Array(capacity);
   }
 }
 
-/** A buffer of frames the engine writes to a TAP itself (ICMP answers), slot i at i*slotSize. */
-class FrameOut extends WriteQueue {
+/** Frames the engine makes and writes to a TAP itself (ICMP answers), slot i at i*slotSize. */
+class FrameOut {
   readonly bytes: Buffer;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly results: Int32Array;
   constructor(slots: number, slotSize: number) {
-    super(slots);
     this.bytes = Buffer.alloc(slots * slotSize);
+    this.offsets = new Uint32Array(slots);
+    this.lengths = new Uint32Array(slots);
+    this.results = new Int32Array(slots);
     for (let i = 0; i < slots; i++) this.offsets[i] = i * slotSize;
   }
 }
@@ -188,6 +200,7 @@ export class Engine {
   private readonly gso = new GsoQueue(256);
   /** Cleared for good if the kernel refuses UDP GSO. */
   private gsoEnabled = true;
+  private readonly coalescer: TcpCoalescer | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.learnRemotes = options.learnRemotes;
@@ -197,7 +210,9 @@ export class Engine {
     const tapSlotSize = options.segmenter ? Math.max(slotSize, roundUp(HEADROOM + TSO_FRAME_MAX, 256)) : slotSize;
     // Room for the fragments of one frame, each with headroom and header copies.
     this.fromTaps = new Slab(options.batchSize, tapSlotSize, 2 * slotSize + 16 * 256);
-    this.fromSocket = new Slab(options.batchSize, slotSize);
+    // With offloads, room to coalesce a whole batch of received segments.
+    this.fromSocket = new Slab(options.batchSize, slotSize, options.segmenter ? options.batchSize * slotSize : 0);
+    this.coalescer = options.segmenter ? new TcpCoalescer(options.segmenter.tcpChecksumValid) : undefined;
     this.sendQueue = new SendQueue(Math.max(options.batchSize * 4, 64));
   }
 
@@ -343,20 +358,21 @@ export class Engine {
     const lastLength = gso.shape[2];
     counters.txFrames += segments;
     counters.txBytes += (segments - 1) * (stride - VXLAN_HEADER_LEN) + lastLength - VXLAN_HEADER_LEN;
+    const dontFragment = this.inheritDf && wantsOuterDf(bytes, frame, frameLength) ? 1 : 0;
     if (remoteId !== NO_REMOTE) {
-      this.queueTrains(network, remoteId, segments, stride, lastLength);
+      this.queueTrains(network, remoteId, segments, stride, lastLength, dontFragment);
     } else if (network.peers.length === 0) {
       counters.drops.no_peers++;
     } else {
       counters.floodedFrames++;
       const peers = network.peers;
-      for (let p = 0; p < peers.length; p++) this.queueTrains(network, peers[p], segments, stride, lastLength);
+      for (let p = 0; p < peers.length; p++) this.queueTrains(network, peers[p], segments, stride, lastLength, dontFragment);
     }
     this.flushGso();
   }
 
   /** Queues the segments in gso.bytes to one remote, as trains of up to MAX_GSO_SEGMENTS. */
-  private queueTrains(network: Network, remoteId: number, segments: number, stride: number, lastLength: number): void {
+  private queueTrains(network: Network, remoteId: number, segments: number, stride: number, lastLength: number, dontFragment: number): void {
     const gso = this.gso;
     const remote = this.options.remotes.get(remoteId);
     if (remote === undefined) return;
@@ -370,6 +386,7 @@ export class Engine {
       gso.lengths[k] = (n - 1) * stride + (first + n === segments ? lastLength : stride);
       gso.segmentSizes[k] = n > 1 ? stride : 0;
       gso.segments[k] = n;
+      gso.dontFragment[k] = dontFragment;
       gso.remoteIds[k] = remoteId;
       gso.networks[k] = network;
       remote.record.copy(gso.records, k * ADDR_RECORD_LEN, 0, ADDR_RECORD_LEN);
@@ -379,7 +396,8 @@ export class Engine {
   private flushGso(): void {
     const gso = this.gso;
     if (gso.count === 0) return;
-    this.options.socket.sendBatch(gso.bytes, gso.offsets, gso.lengths, gso.records, gso.count, gso.results, undefined, gso.segmentSizes);
+    const dontFragment = this.inheritDf ? gso.dontFragment : undefined;
+    this.options.socket.sendBatch(gso.bytes, gso.offsets, gso.lengths, gso.records, gso.count, gso.results, dontFragment, gso.segmentSizes);
     for (let k = 0; k < gso.count; k++) {
       const network = gso.networks[k] as Network;
       gso.networks[k] = undefined;
@@ -391,6 +409,13 @@ export class Engine {
           remote.counters.txDatagrams += gso.segments[k];
           remote.counters.txBytes += gso.lengths[k];
         }
+        continue;
+      }
+      if (errno === EMSGSIZE) {
+        // As in flushSends: the kernel knows a smaller path MTU; learn it, and the next segments fit.
+        network.counters.drops.path_mtu += gso.segments[k];
+        const segment = gso.segmentSizes[k] > 0 ? gso.segmentSizes[k] : gso.lengths[k];
+        this.lowerPathMtu(gso.remoteIds[k], segment - VXLAN_HEADER_LEN - ETH_HEADER_LEN);
         continue;
       }
       network.counters.drops.socket_send += gso.segments[k];
@@ -649,6 +674,8 @@ export class Engine {
     const k = queue.count++;
     queue.offsets[k] = frame;
     queue.lengths[k] = frameLength;
+    queue.frames[k] = 1;
+    queue.innerBytes[k] = frameLength;
   }
 
   private flushWrites(): void {
@@ -656,15 +683,22 @@ export class Engine {
     for (let p = 0; p < pending.length; p++) {
       const network = pending[p];
       const queue = this.writeQueues.get(network) as WriteQueue;
-      network.port.writeFrames(this.fromSocket.bytes, queue.offsets, queue.lengths, queue.count, queue.results);
+      const slab = this.fromSocket;
+      let count = queue.count;
+      const coalesce = this.coalescer !== undefined && network.port.vnetHeader === true;
+      if (coalesce) {
+        const scratch = slab.slots * slab.slotSize;
+        count = (this.coalescer as TcpCoalescer).coalesce(slab.bytes, queue, count, scratch, slab.bytes.length);
+      }
+      network.port.writeFrames(slab.bytes, queue.offsets, queue.lengths, count, queue.results, coalesce);
       const counters = network.counters;
-      for (let k = 0; k < queue.count; k++) {
+      for (let k = 0; k < count; k++) {
         const errno = queue.results[k];
         if (errno === 0) {
-          counters.rxFrames++;
-          counters.rxBytes += queue.lengths[k];
+          counters.rxFrames += queue.frames[k];
+          counters.rxBytes += queue.innerBytes[k];
         } else {
-          counters.drops.tap_write++;
+          counters.drops.tap_write += queue.frames[k];
           this.reportIoError('tap_write', errno, network.vni);
         }
       }

@@ -23,6 +23,8 @@ export const MAX_GSO_BYTES = 65_535 - 40 - 8;
 export interface Segmenter {
   /** Completes a partial checksum in place; false if the offsets are outside the frame. */
   finishChecksum(buf: Buffer, frame: number, length: number, csumStart: number, csumOffset: number): boolean;
+  /** Whether a TCP frame's checksum is right (before it is hidden in a coalesced frame). */
+  tcpChecksumValid(buf: Buffer, frame: number, length: number): boolean;
   /**
    * Splits a TCP frame into frames whose IP packets fit maxL3 and payload fits gsoSize, each
    * behind a copy of prefix, back to back in dst. out = [count, stride, lastLength].

@@ -7,8 +7,11 @@ export interface FramePort {
   readonly vnetHeader?: boolean;
   /** Reads up to max frames, frame i into slab[i*slotSize + headroom]; 0 when none wait. */
   readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
-  /** Writes frames; results[i] = 0 or the errno of frame i. Returns how many were written. */
-  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array): number;
+  /**
+   * Writes frames; results[i] = 0 or the errno of frame i. Returns how many were written.
+   * withHeaders: each entry already starts with its virtio_net_hdr (else the port adds an empty one if it needs it).
+   */
+  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, withHeaders?: boolean): number;
 }
 
 /** The underlay UDP socket. Addresses are 20-byte records (see address.ts). */

@@ -20,6 +20,7 @@ export interface NativeAddon {
   readonly TUN_F_TSO_ECN: number;
   tapSetOffload(fd: number, flags: number): void;
   finishChecksum(buf: Buffer, frame: number, length: number, csumStart: number, csumOffset: number): boolean;
+  tcpChecksumValid(buf: Buffer, frame: number, length: number): boolean;
   segmentTcp(
     src: Buffer,
     frame: number,

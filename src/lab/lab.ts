@@ -251,6 +251,7 @@ export async function labUp(options: LabOptions, progress: Progress, abort?: Abo
       state.hosts.push(entry);
       writeState(state);
     }
+    guard();
     state.status = 'up';
     writeState(state);
     return { state, already: false };
@@ -293,7 +294,7 @@ export async function labDown(prefix: string, progress: Progress): Promise<boole
       const startTime = processStartTime(pid);
       if (startTime === undefined) continue;
       const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      await progress.step(`stopping pid ${pid} left in ${ns} (${command.slice(0, 60)})`, () => stopPid(pid, startTime, 5_000), (how) =>
+      await progress.step(`stopping pid ${pid} left in ${ns} (${command.slice(0, 100)})`, () => stopPid(pid, startTime, 5_000), (how) =>
         how === 'gone' ? 'was not running' : how,
       );
     }
@@ -373,7 +374,7 @@ export async function labCheck(prefix: string, progress: Progress): Promise<{ pa
 
     if (vnis.length > 1) {
       progress.line();
-      progress.line(`Isolation: a ${PROBE_IP} added to a container of one network must not answer from another`);
+      progress.line(`Isolation: ${PROBE_IP}, added to a container of one network, must not answer from another network`);
       for (const inside of vnis) {
         for (const across of vnis) {
           if (inside === across) continue;
@@ -462,12 +463,12 @@ async function vtepReport(topology: Topology, host: HostState): Promise<string> 
     if (host.vtep === 'kernel') {
       let text = '';
       for (const device of host.devices ?? []) {
-        text += await topology.execOk(host.ns, ['bridge', 'fdb', 'show', 'dev', device]);
         const [link] = JSON.parse(await topology.execOk(host.ns, ['ip', '-s', '-j', 'link', 'show', device])) as {
           stats64: { rx: { packets: number; dropped: number }; tx: { packets: number; dropped: number } };
         }[];
         const { rx, tx } = link.stats64;
-        text += `${device}: rx ${rx.packets} packets (${rx.dropped} dropped), tx ${tx.packets} packets (${tx.dropped} dropped)\n`;
+        text += `${device}: rx ${rx.packets} packets (${rx.dropped} dropped), tx ${tx.packets} packets (${tx.dropped} dropped); bridge fdb show dev ${device}:\n`;
+        text += await topology.execOk(host.ns, ['bridge', 'fdb', 'show', 'dev', device]);
       }
       return `  ${host.ns} (kernel vxlan)\n${indent(text, '    ')}`;
     }
@@ -477,7 +478,12 @@ async function vtepReport(topology: Topology, host: HostState): Promise<string> 
       controlRequest(endpoint, 'GET', '/fdb') as Promise<{ entries: FdbView[] }>,
       controlRequest(endpoint, 'GET', '/peers') as Promise<{ peers: PeerView[] }>,
     ]);
-    const text = `${statusText(networks)}\n${peersText(peers.peers)}\n${fdbText(fdb.entries, networks.networks)}`;
+    const drops = networks.networks
+      .map((n) => [n.vni, Object.entries(n.counters.drops).filter(([, count]) => count > 0)] as const)
+      .filter(([, reasons]) => reasons.length > 0)
+      .map(([vni, reasons]) => `VNI ${vni} drops: ${reasons.map(([reason, count]) => `${reason} ${count}`).join(', ')}\n`)
+      .join('');
+    const text = `${statusText(networks)}${drops}\n${peersText(peers.peers)}\n${fdbText(fdb.entries, networks.networks)}`;
     return `  ${host.ns} (tsvtep pid ${host.pid})\n${indent(text, '    ')}`;
   } catch (error) {
     return `  ${host.ns}: cannot read its FDB and counters: ${(error as Error).message}\n`;

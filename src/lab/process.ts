@@ -20,10 +20,19 @@ export interface DaemonProcess {
 
 /**
  * Starts `tsvtep ARGS` in namespace ns and waits until it listens, or fails
- * with its own error line if it exits first.
+ * with its own error line if it exits first. env adds environment variables
+ * (DOCKER_HOST, OVS_RUNDIR, ...) for this daemon only.
  */
-export async function startDaemon(topology: Topology, ns: string, args: string[], timeoutMs = 10_000): Promise<DaemonProcess> {
-  const child = topology.spawn(ns, [process.execPath, CLI_PATH, ...args]);
+export async function startDaemon(
+  topology: Topology,
+  ns: string,
+  args: string[],
+  timeoutMs = 10_000,
+  env: Record<string, string> = {},
+): Promise<DaemonProcess> {
+  // env(1) execs the daemon, so the PID is still the daemon's own.
+  const withEnv = Object.keys(env).length > 0 ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [];
+  const child = topology.spawn(ns, [...withEnv, process.execPath, CLI_PATH, ...args]);
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {

@@ -43,6 +43,8 @@ describe('metrics registry', () => {
     c.txBytes = 500;
     c.txDatagrams = 9;
     c.floodedFrames = 4;
+    c.icmpTooBig = 13;
+    c.fragmentedFrames = 14;
     c.fdbLearned = 3;
     c.fdbMoved = 2;
     c.fdbAgedOut = 1;
@@ -57,6 +59,8 @@ describe('metrics registry', () => {
     expect(s.value('tsvtep_overlay_sent_bytes_total', vni100)).toBe(500);
     expect(s.value('tsvtep_overlay_sent_datagrams_total', vni100)).toBe(9);
     expect(s.value('tsvtep_flooded_frames_total', vni100)).toBe(4);
+    expect(s.value('tsvtep_icmp_too_big_total', vni100)).toBe(13);
+    expect(s.value('tsvtep_fragmented_frames_total', vni100)).toBe(14);
     expect(s.value('tsvtep_fdb_learned_total', vni100)).toBe(3);
     expect(s.value('tsvtep_fdb_moved_total', vni100)).toBe(2);
     expect(s.value('tsvtep_fdb_aged_out_total', vni100)).toBe(1);
