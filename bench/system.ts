@@ -29,6 +29,8 @@ interface Options {
   pingInterval: number;
   udpRate: string;
   transferMb: number;
+  /** Extra arguments for both daemons, e.g. --no-offload. */
+  tsvtepArgs: string[];
   out: string;
 }
 
@@ -40,6 +42,7 @@ const USAGE = `usage: npm run bench -- [options]
   --ping-interval S   seconds between pings (default 0.002)
   --udp-rate R        iperf3 -b for the UDP tests (default 10G: more than either can carry)
   --transfer-mb N     size of the checked TCP transfer per run (default 16)
+  --tsvtep-arg A      pass A to both daemons, e.g. --tsvtep-arg=--no-offload (repeatable)
   --out DIR           where to write JSON and SVG (default bench/results)`;
 
 function parseOptions(argv: string[]): Options {
@@ -53,6 +56,7 @@ function parseOptions(argv: string[]): Options {
       'ping-interval': { type: 'string', default: '0.002' },
       'udp-rate': { type: 'string', default: '10G' },
       'transfer-mb': { type: 'string', default: '16' },
+      'tsvtep-arg': { type: 'string', multiple: true, default: [] },
       out: { type: 'string', default: path.resolve(__dirname, '..', '..', 'bench', 'results') },
       help: { type: 'boolean', default: false },
     },
@@ -74,6 +78,7 @@ function parseOptions(argv: string[]): Options {
     pingInterval: number('ping-interval', values['ping-interval'] as string, 0.001, 1),
     udpRate: values['udp-rate'] as string,
     transferMb: number('transfer-mb', values['transfer-mb'] as string, 1, 4096),
+    tsvtepArgs: values['tsvtep-arg'] as string[],
     out: values.out as string,
   };
 }
@@ -202,10 +207,11 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   await preflight();
   const startedAt = new Date();
-  const shape = { underlayMtu: options.underlayMtu };
+  const shape = { underlayMtu: options.underlayMtu, tsvtepArgs: options.tsvtepArgs };
   console.log(
     `tsvtep system benchmark: ${options.runs} run(s), ${options.seconds} s per measurement, ` +
-      `underlay MTU ${shape.underlayMtu}, overlay MTU ${shape.underlayMtu - VXLAN_OVERHEAD}`,
+      `underlay MTU ${shape.underlayMtu}, overlay MTU ${shape.underlayMtu - VXLAN_OVERHEAD}` +
+      (options.tsvtepArgs.length > 0 ? `, tsvtep ${options.tsvtepArgs.join(' ')}` : ''),
   );
   console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPU(s)`);
 
@@ -265,7 +271,8 @@ async function main(): Promise<void> {
     summary,
   };
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
-  const subtitle = `medians of ${options.runs} run(s), ${options.seconds} s each; underlay MTU ${options.underlayMtu}; ${startedAt.toISOString().slice(0, 16)}Z`;
+  const extra = options.tsvtepArgs.length > 0 ? `; tsvtep ${options.tsvtepArgs.join(' ')}` : '';
+  const subtitle = `medians of ${options.runs} run(s), ${options.seconds} s each; underlay MTU ${options.underlayMtu}${extra}; ${startedAt.toISOString().slice(0, 16)}Z`;
   writeFileSync(svgPath, ratioChart('tsvtep / kernel vxlan', subtitle, chartBars(summary)));
   console.log('');
   console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);

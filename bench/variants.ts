@@ -26,6 +26,8 @@ export interface Variant {
 
 export interface LabShape {
   underlayMtu: number;
+  /** Extra command-line arguments for the tsvtep daemons. */
+  tsvtepArgs?: string[];
 }
 
 async function createTopology(shape: LabShape): Promise<Topology> {
@@ -66,7 +68,8 @@ export async function tsvtepVariant(shape: LabShape, created: Topology[]): Promi
   const daemons: DaemonProcess[] = [];
   for (const host of topology.hosts) {
     const bridge = host.bridges.get(VNI) as string;
-    daemons.push(await startDaemon(topology, host.ns, ['--vni', String(VNI), '--peer', peerOf(topology, host.index), '--bridge', bridge]));
+    const args = ['--vni', String(VNI), '--peer', peerOf(topology, host.index), '--bridge', bridge, ...(shape.tsvtepArgs ?? [])];
+    daemons.push(await startDaemon(topology, host.ns, args));
   }
   const pids = daemons.map((d) => d.child.pid as number);
   await expectReachable(topology, 'tsvtep');

@@ -34,6 +34,8 @@ interface DaemonOptions {
   ageing?: number;
   mtu?: number;
   maxAddresses?: number;
+  floodRate?: number;
+  floodBurst?: number;
   df?: 'set' | 'unset' | 'inherit';
   learnRemotes?: boolean;
   offload?: boolean;
@@ -43,7 +45,7 @@ interface DaemonOptions {
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
-const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses'] as const;
+const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses', 'floodRate', 'floodBurst'] as const;
 
 function buildProgram(): Command {
   const program = new Command()
@@ -66,6 +68,12 @@ function buildProgram(): Command {
     .addOption(new Option('--ageing <seconds>', 'age of learned MAC entries (default 300)').argParser(numberOption('--ageing')))
     .addOption(new Option('--mtu <bytes>', 'overlay MTU: largest inner packet sent whole (default: underlay route MTU - 50, IPv6 - 70)').argParser(numberOption('--mtu')))
     .addOption(new Option('--max-addresses <n>', 'FDB size limit per VNI (default 16384)').argParser(numberOption('--max-addresses')))
+    .addOption(
+      new Option('--flood-rate <pps>', 'broadcast/multicast/unknown-unicast frames flooded per second at most (default 2000; 0: no limit)').argParser(
+        numberOption('--flood-rate'),
+      ),
+    )
+    .addOption(new Option('--flood-burst <n>', 'frames flooded at once above --flood-rate (default: one second\'s worth)').argParser(numberOption('--flood-burst')))
     .addOption(new Option('--df <mode>', 'DF bit on outer IPv4 packets (inherit: copy the inner IPv4 DF bit)').choices(['set', 'unset', 'inherit']))
     .option('--learn-remotes', 'accept VXLAN from any address, not only peers, and learn it (as the kernel does)')
     .option('--no-offload', 'no TAP offloads (TSO) and no UDP GSO: frame by frame, for comparison')
@@ -97,7 +105,7 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
-      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing and --max-addresses describe one network; with --config, put networks in the file');
+      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing, --max-addresses, --flood-rate and --flood-burst describe one network; with --config, put networks in the file');
     }
     return loadConfigFile(options.config, overrides(options));
   }
@@ -118,6 +126,8 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
         mtu: options.mtu,
         ageingSeconds: options.ageing,
         maxAddresses: options.maxAddresses,
+        floodRate: options.floodRate,
+        floodBurst: options.floodBurst,
       },
     ],
   };
@@ -139,6 +149,8 @@ function flagName(path: PropertyKey[]): string {
     mtu: '--mtu',
     ageingSeconds: '--ageing',
     maxAddresses: '--max-addresses',
+    floodRate: '--flood-rate',
+    floodBurst: '--flood-burst',
     networks: '--vni',
     control: '--control',
     metrics: '--metrics',

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { canonicalAddress } from './core/address';
 import { parseMac } from './core/ethernet';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
+import { DEFAULT_FLOOD_RATE } from './core/rate-limit';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
 import { parseListenAddress } from './http-server';
 
@@ -48,6 +49,14 @@ export const networkSchema = z.strictObject({
   mtu: z.number().int().min(576).max(65_000).optional(),
   ageingSeconds: z.number().positive().max(1_000_000).default(DEFAULT_AGEING_MS / 1000),
   maxAddresses: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ENTRIES),
+  /**
+   * Broadcast, multicast and unknown-unicast frames flooded to the peers per
+   * second at most, on average (a token bucket); more are dropped and counted
+   * as flood_limited. 0: no limit.
+   */
+  floodRate: z.number().int().min(0).max(100_000_000).default(DEFAULT_FLOOD_RATE),
+  /** Frames that may be flooded at once after a quiet spell; default: one second's worth (floodRate). */
+  floodBurst: z.number().int().min(1).max(100_000_000).optional(),
   /** FDB entries that never age and never move. */
   static: z.array(staticEntrySchema).default([]),
 });

@@ -11,6 +11,7 @@ import { Engine } from './core/engine';
 import { formatMac, parseMac } from './core/ethernet';
 import { Fdb } from './core/fdb';
 import { Network } from './core/network';
+import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
 import { VXLAN_HEADER_LEN } from './core/vxlan';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
@@ -32,6 +33,7 @@ import { OvsError, ovsPortMtus } from './io/ovs';
 import { nativeSegmenter } from './io/segmenter';
 import { TapDevice } from './io/tap';
 import { UdpSocket } from './io/udp';
+import { LinkWatch, type WatchedNetwork } from './io/watch';
 
 /** A failure to start that the user can act on; the message says how. */
 export class StartupError extends Error {}
@@ -79,6 +81,8 @@ export class Daemon {
   private readonly running = new Map<number, RunningNetwork>();
   private socket: UdpSocket | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
+  /** Checks TAPs, bridges and failing I/O every few seconds (see io/watch.ts). */
+  private linkWatch: LinkWatch | undefined;
   private stopped = false;
   /** The configuration as last applied from the command line or file. */
   private applied: DaemonConfig;
@@ -137,6 +141,7 @@ export class Daemon {
     socket.watch((errno) => daemon.onSocketReadable(errno));
     daemon.housekeeping = setInterval(() => daemon.engine.housekeep(), HOUSEKEEPING_MS);
     daemon.housekeeping.unref();
+    daemon.startLinkWatch();
     const local = socket.localAddress();
     log.info({ address: local.address, port: local.port }, `listening on UDP ${formatEndpoint(local.address, local.port)}`);
     return daemon;
@@ -180,6 +185,7 @@ export class Daemon {
     }
     const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock: this.clock });
     const network = new Network(config.vni, fdb, tap);
+    network.floodLimiter = floodLimiter(config, this.clock);
     for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
     for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
     network.overlayMtu = config.mtu ?? (await overlayMtuFor(config.peers));
@@ -302,6 +308,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     if (this.housekeeping) clearInterval(this.housekeeping);
+    this.linkWatch?.stop();
     for (const r of this.running.values()) {
       this.engine.removeNetwork(r.info.vni);
       try {
@@ -360,6 +367,10 @@ export class Daemon {
     if (old.ageingSeconds !== config.ageingSeconds) {
       network.fdb.ageingMs = config.ageingSeconds * 1000;
       changes.push(`VNI ${config.vni}: ageing ${config.ageingSeconds}s`);
+    }
+    if (old.floodRate !== config.floodRate || old.floodBurst !== config.floodBurst) {
+      network.floodLimiter = floodLimiter(config, this.clock);
+      changes.push(`VNI ${config.vni}: flood rate ${config.floodRate === 0 ? 'unlimited' : `${config.floodRate}/s, burst ${config.floodBurst ?? config.floodRate}`}`);
     }
     const running = this.running.get(config.vni) as RunningNetwork;
     running.config = config;
@@ -423,20 +434,23 @@ export class Daemon {
   }
 
   private onTapReadable(network: Network, tap: TapDevice, errno: number): void {
+    // The kernel reports a TAP deleted under its descriptor as a poll error (and EBADFD on read).
     if (errno !== 0) {
-      this.log.error({ vni: network.vni, errno: errnoName(errno) }, `polling ${tap.name} failed`);
+      this.tapLost(network.vni, tap, `polling it failed: ${errnoName(errno)}`);
       return;
     }
     try {
       this.engine.drainTap(network);
     } catch (error) {
-      this.failIo(`reading ${tap.name}`, error);
+      if (isErrnoError(error) && error.code === 'EBADFD') this.tapLost(network.vni, tap, 'reading it failed: EBADFD');
+      else this.failIo(`reading ${tap.name}`, error);
     }
   }
 
   private onSocketReadable(errno: number): void {
     if (errno !== 0) {
-      this.log.error({ errno: errnoName(errno) }, 'polling the UDP socket failed');
+      // The poller has stopped (see UdpSocket.watch): without it nothing is received, so stop rather than linger.
+      this.failIo('polling the UDP socket', new Error(errnoName(errno)));
       return;
     }
     try {
@@ -446,6 +460,34 @@ export class Daemon {
     }
   }
 
+  /**
+   * A TAP deleted from outside: the network cannot work without it, and
+   * recreating it would undo what someone did on purpose. Say so once and
+   * stop (exit 1); starting tsvtep again makes a new one.
+   */
+  private tapLost(vni: number, tap: TapDevice, why: string): void {
+    if (this.stopped || this.running.get(vni)?.tap !== tap) return;
+    this.log.fatal(
+      { vni, tap: tap.name, reason: why },
+      `TAP ${tap.name} of VNI ${vni} was deleted from outside (${why}); shutting down (start tsvtep again to recreate it)`,
+    );
+    this.stop();
+    this.onFatal();
+  }
+
+  private startLinkWatch(): void {
+    this.linkWatch = new LinkWatch({
+      log: this.log,
+      networks: () =>
+        [...this.running.values()].map(
+          (r): WatchedNetwork => ({ network: r.network, tap: r.tap.name, bridge: r.info.bridge, kind: r.bridgeKind, tapMtu: r.info.tapMtu, token: r.tap }),
+        ),
+      onTapGone: (watched) => this.tapLost(watched.network.vni, watched.token as TapDevice, 'it is no longer there'),
+      onRecovered: (what, vni) => this.engine.rearmIoErrorReports(what, vni),
+    });
+    this.linkWatch.start();
+  }
+
   /** A read error that will not go away: say so once and stop, rather than spin. */
   private failIo(what: string, error: unknown): void {
     const message = isErrnoError(error) ? error.code : (error as Error).message;
@@ -453,6 +495,12 @@ export class Daemon {
     this.stop();
     this.onFatal();
   }
+}
+
+/** The VNI's flood rate limit, or undefined for none (floodRate 0). */
+function floodLimiter(config: NetworkConfig, clock: Clock): TokenBucket | undefined {
+  if (config.floodRate === 0) return undefined;
+  return new TokenBucket(config.floodRate, config.floodBurst ?? config.floodRate, clock);
 }
 
 function needsRestart(old: NetworkConfig, next: NetworkConfig): boolean {

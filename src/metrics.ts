@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { NetworkDrops, type EngineCounters, type NetworkCounters, type NetworkDropReason } from './core/counters';
+import { NetworkDrops, NetworkFaults, type EngineCounters, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import type { Remote, RemoteCounters } from './core/remotes';
 import {
@@ -110,6 +110,9 @@ const NETWORK_COUNTERS: NetworkMetric[] = [
 /** Every field of NetworkDrops, so a reason added there shows up here. */
 export const NETWORK_DROP_REASONS = Object.keys(new NetworkDrops()) as NetworkDropReason[];
 
+/** Every field of NetworkFaults. */
+export const NETWORK_FAULTS = Object.keys(new NetworkFaults()) as NetworkFault[];
+
 /** Drops before a datagram can be tied to a VNI (EngineCounters). */
 const ENGINE_DROPS: { reason: string; read: (c: EngineCounters) => number }[] = [
   { reason: 'bad_header', read: (c) => c.badHeader },
@@ -201,6 +204,17 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     (emit) => {
       for (const network of networks()) {
         for (const reason of NETWORK_DROP_REASONS) emit({ vni: String(network.vni), reason }, network.counters.drops[reason]);
+      }
+    },
+  );
+  counterFrom(
+    registry,
+    'tsvtep_faults_total',
+    'Faults noticed on a VNI, once per episode, by kind (bridge_lost: the TAP found off its bridge; send_failing: UDP sends started failing; tap_write_failing: TAP writes started failing).',
+    ['vni', 'fault'],
+    (emit) => {
+      for (const network of networks()) {
+        for (const fault of NETWORK_FAULTS) emit({ vni: String(network.vni), fault }, network.counters.faults[fault]);
       }
     },
   );

@@ -64,6 +64,10 @@ export function registerLabCommands(program: Command): void {
     .command('lab')
     .description("the tutorials' multi-host lab on this machine, in network namespaces: lab up, lab check, lab down");
   const progress = new Progress((text) => process.stdout.write(text));
+  // Output closed early (`lab up | head`): the lab is still built, or removed, to the end.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
 
   lab
     .command('up')

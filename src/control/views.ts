@@ -1,13 +1,10 @@
 // What the control interface answers, and how the CLI shows it as text. Shared
 // by the control subcommands (status, peers, fdb show) and `tsvtep lab check`.
 
-export interface NetworkView {
-  vni: number;
-  bridge: string;
-  tap: string;
-  tapMtu: number;
-  overlayMtu: number;
-  peers: string[];
+import type { NetworkInfo } from '../daemon';
+
+/** GET /networks: what the daemon says of each network, with its FDB and counters. */
+export interface NetworkView extends NetworkInfo {
   fdbEntries: number;
   fdbLimit: number;
   ageingSeconds: number;

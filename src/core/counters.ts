@@ -31,7 +31,24 @@ export class NetworkDrops {
   socket_send = 0;
   /** Source MAC not learned because the FDB is full. */
   fdb_full = 0;
+  /** Broadcast, multicast or unknown-unicast frame not flooded: the VNI's flood rate limit was reached. */
+  flood_limited = 0;
 }
+
+/**
+ * Faults the daemon noticed on a VNI, once per episode (the frames they cost
+ * are counted in NetworkDrops).
+ */
+export class NetworkFaults {
+  /** The TAP was found off its bridge (the bridge was deleted, or the TAP taken off it). */
+  bridge_lost = 0;
+  /** UDP sends started failing (no route, no address, a firewall, ...). */
+  send_failing = 0;
+  /** Writes to the TAP started failing. */
+  tap_write_failing = 0;
+}
+
+export type NetworkFault = keyof NetworkFaults;
 
 export type NetworkDropReason = keyof NetworkDrops;
 
@@ -54,6 +71,7 @@ export class NetworkCounters {
   fdbMoved = 0;
   fdbAgedOut = 0;
   readonly drops = new NetworkDrops();
+  readonly faults = new NetworkFaults();
 }
 
 /** Drops that happen before a datagram can be tied to a VNI. */

@@ -356,6 +356,7 @@ export class Engine {
     const segments = gso.shape[0];
     const stride = gso.shape[1];
     const lastLength = gso.shape[2];
+    if (remoteId === NO_REMOTE && !this.mayFlood(network, segments)) return;
     counters.txFrames += segments;
     counters.txBytes += (segments - 1) * (stride - VXLAN_HEADER_LEN) + lastLength - VXLAN_HEADER_LEN;
     const dontFragment = this.inheritDf && wantsOuterDf(bytes, frame, frameLength) ? 1 : 0;
@@ -432,6 +433,7 @@ export class Engine {
 
   // HOT PATH: a frame in fromTaps to its remote, or to every peer if NO_REMOTE.
   private forward(network: Network, frame: number, length: number, remoteId: number, dontFragment: number): void {
+    if (remoteId === NO_REMOTE && !this.mayFlood(network, 1)) return;
     const counters = network.counters;
     const header = frame - VXLAN_HEADER_LEN;
     writeVxlanHeader(this.fromTaps.bytes, header, network.vni);
@@ -705,6 +707,25 @@ export class Engine {
       queue.count = 0;
     }
     pending.length = 0;
+  }
+
+  /**
+   * The flood branch's rate limit (see rate-limit.ts): whether `frames` frames
+   * may go to every peer now; if not they are counted as flood_limited. A VNI
+   * without peers is left to the no_peers count.
+   */
+  private mayFlood(network: Network, frames: number): boolean {
+    const limiter = network.floodLimiter;
+    if (limiter === undefined || network.peers.length === 0 || limiter.take(frames)) return true;
+    network.counters.drops.flood_limited += frames;
+    return false;
+  }
+
+  /** Lets failures of one kind on a VNI be reported again, once the daemon saw them stop. */
+  rearmIoErrorReports(what: 'socket_send' | 'tap_write', vni: number): void {
+    const prefix = `${what}:`;
+    const suffix = `:${vni}`;
+    for (const key of this.reportedErrnos) if (key.startsWith(prefix) && key.endsWith(suffix)) this.reportedErrnos.delete(key);
   }
 
   /** Reports each (kind, errno, vni) once, so a failing link logs a line, not a flood. */

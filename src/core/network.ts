@@ -3,18 +3,23 @@
 import { Fdb } from './fdb';
 import { NetworkCounters } from './counters';
 import type { FramePort } from './ports';
+import type { TokenBucket } from './rate-limit';
 import { VXLAN_HEADER_LEN, writeVxlanHeader } from './vxlan';
 
 export class Network {
   readonly counters = new NetworkCounters();
   /**
    * Largest inner IP packet (L3 MTU) that crosses the underlay to every peer
-   * without fragmentation: the underlay MTU minus the VXLAN overhead.
+   * without fragmentation: the underlay MTU minus the VXLAN overhead, or
+   * --mtu. Bigger packets get ICMP "too big" or are fragmented (pmtu.ts); a
+   * remote whose path turned out smaller (Remote.mtu) lowers it for itself.
    */
   overlayMtu = 1450;
   /** Remote ids that get a copy of every broadcast, multicast and unknown-unicast frame. */
   private floodList: number[] = [];
   private readonly peerSet = new Set<number>();
+  /** Bounds how fast broadcast, multicast and unknown-unicast frames are flooded; undefined: no limit. */
+  floodLimiter: TokenBucket | undefined = undefined;
 
   /** This VNI's VXLAN header, copied in front of segments the engine makes. */
   readonly vxlanHeader = Buffer.alloc(VXLAN_HEADER_LEN);

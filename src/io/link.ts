@@ -4,7 +4,7 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { addOvsPort, ovsBridgeExists, removeOvsPort, removeOvsPortSync } from './ovs';
+import { addOvsPort, ovsBridgeExists, ovsDatabaseSocket, removeOvsPort, removeOvsPortSync } from './ovs';
 
 const run = promisify(execFile);
 
@@ -63,7 +63,12 @@ export async function bridgeKind(name: string): Promise<BridgeKind> {
       throw new LinkError(
         isOvsBridge === false
           ? `${name} is an Open vSwitch port, not a bridge (ovs-vsctl list-br lists bridges)`
-          : `${name} belongs to Open vSwitch, but ovs-vsctl cannot reach its database (is ovsdb-server running? OVS_RUNDIR selects its run directory)`,
+          : `${name} belongs to Open vSwitch, but its database does not answer at ${ovsDatabaseSocket()} (is ovsdb-server running? OVS_RUNDIR selects its run directory)`,
+      );
+    }
+    if (isOvsBridge === undefined) {
+      throw new LinkError(
+        `${name} is not a Linux bridge but a TAP, and no Open vSwitch database answers at ${ovsDatabaseSocket()} to say it is one of its bridges (OVS_RUNDIR selects its run directory)`,
       );
     }
   }

@@ -43,31 +43,31 @@ function vsctl(args: string[], timeoutS = OVS_TIMEOUT_S): Promise<Result> {
   return call;
 }
 
-/** The run directory ovs-vsctl uses, for messages. */
-function rundir(): string {
-  return process.env.OVS_RUNDIR || '/var/run/openvswitch';
+/** The database socket ovs-vsctl uses (for messages): unix:$OVS_RUNDIR/db.sock. */
+export function ovsDatabaseSocket(): string {
+  return `${process.env.OVS_RUNDIR || '/var/run/openvswitch'}/db.sock`;
 }
 
 function failure(what: string, result: Result): OvsError {
   const detail = result.stderr.trim().split('\n')[0].replace(/^ovs-vsctl: /, '');
   if (/database connection failed|Connection refused|No such file or directory/.test(detail)) {
     return new OvsError(
-      `${what}: the Open vSwitch database is not reachable at ${rundir()}/db.sock (is ovsdb-server running? OVS_RUNDIR selects its run directory)`,
+      `${what}: the Open vSwitch database is not reachable at ${ovsDatabaseSocket()} (is ovsdb-server running? OVS_RUNDIR selects its run directory)`,
     );
   }
   return new OvsError(`${what}: ${detail || `ovs-vsctl exited ${result.code}`}`);
 }
 
 /**
- * Whether name is an Open vSwitch bridge: true or false as OVS says, or
- * undefined if OVS cannot be asked (not installed, database not reachable).
+ * Whether name is an Open vSwitch bridge: true or false as OVS says (false if
+ * OVS is not installed), or undefined if its database cannot be reached.
  */
 export async function ovsBridgeExists(name: string): Promise<boolean | undefined> {
   let result: Result;
   try {
     result = await vsctl(['br-exists', name], REMOVE_TIMEOUT_S);
-  } catch {
-    return undefined;
+  } catch (error) {
+    return /missing/.test((error as Error).message) ? false : undefined;
   }
   if (result.code === 0) return true;
   if (result.code === 2) return false;

@@ -44,10 +44,16 @@ export class TapDevice implements FramePort {
     return native().writeFrames(this.fd, slab, offsets, lengths, count, results, this.vnetHeader && !withHeaders);
   }
 
-  /** Calls onReadable whenever frames wait; errno is non-zero if polling failed. */
+  /** Calls onReadable whenever frames wait; errno is non-zero if polling failed, and polling then stops. */
   watch(onReadable: (errno: number) => void): void {
-    this.poller = new (native().Poller)(this.fd, onReadable);
-    this.poller.start();
+    // A poller that reports an error is stopped: libuv's keeps firing otherwise (or has
+    // stopped itself, unseen), and the owner decides what the error means.
+    const poller = new (native().Poller)(this.fd, (errno) => {
+      if (errno !== 0) poller.stop();
+      onReadable(errno);
+    });
+    this.poller = poller;
+    poller.start();
   }
 
   /** Stops watching and closes the descriptor; the kernel then deletes the TAP. */

@@ -62,9 +62,16 @@ export class UdpSocket implements DatagramPort {
     }
   }
 
+  /** Calls onReadable whenever datagrams wait; errno is non-zero if polling failed, and polling then stops. */
   watch(onReadable: (errno: number) => void): void {
-    this.poller = new (native().Poller)(this.fd, onReadable);
-    this.poller.start();
+    // A poller that reports an error is stopped: libuv's keeps firing otherwise (or has
+    // stopped itself, unseen), and the owner decides what the error means.
+    const poller = new (native().Poller)(this.fd, (errno) => {
+      if (errno !== 0) poller.stop();
+      onReadable(errno);
+    });
+    this.poller = poller;
+    poller.start();
   }
 
   close(): void {

@@ -240,7 +240,7 @@ export async function labUp(options: LabOptions, progress: Progress, abort?: Abo
           label,
           () =>
             startDetachedDaemon(host.ns, ['--config', entry.config as string], log).catch((error: Error) => {
-              throw new LabError(`tsvtep on ${host.ns} did not start: ${lastWords(error.message)} (log: ${log})`);
+              throw new LabError(`tsvtep on ${host.ns} did not start: ${lastWords(error.message)}`);
             }),
           (d) => `pid ${d.pid}`,
         );
@@ -293,7 +293,12 @@ export async function labDown(prefix: string, progress: Progress): Promise<boole
     for (const pid of stdout.split('\n').filter((line) => /^\d+$/.test(line)).map(Number)) {
       const startTime = processStartTime(pid);
       if (startTime === undefined) continue;
-      const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      let command = '';
+      try {
+        command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      } catch {
+        continue; // exited meanwhile
+      }
       await progress.step(`stopping pid ${pid} left in ${ns} (${command.slice(0, 100)})`, () => stopPid(pid, startTime, 5_000), (how) =>
         how === 'gone' ? 'was not running' : how,
       );
@@ -301,7 +306,7 @@ export async function labDown(prefix: string, progress: Progress): Promise<boole
   }
   if (namespaces.length > 0) {
     const shown = namespaces.length > 4 ? `${namespaces.slice(0, 4).join(', ')}, …` : namespaces.join(', ');
-    await progress.step(`deleting ${namespaces.length} namespaces (${shown}) and their links`, async () => {
+    await progress.step(`deleting ${namespaces.length} namespace${namespaces.length === 1 ? '' : 's'} (${shown}) and their links`, async () => {
       await removeByPrefix(`${prefix}-`);
       namespaces = await namespacesByPrefix(`${prefix}-`);
       if (namespaces.length > 0) throw new LabError(`could not delete namespaces ${namespaces.join(', ')}`);
@@ -326,7 +331,7 @@ interface CheckOutcome {
 /**
  * Runs the tutorials' checks against the lab that is up, prints each with
  * pass/FAIL and its figures, then every VTEP's FDB and counters. Resolves
- * with whether every check passed.
+ * with how many passed and failed.
  */
 export async function labCheck(prefix: string, progress: Progress): Promise<{ passed: number; failed: number }> {
   const state = readState(prefix);

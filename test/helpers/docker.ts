@@ -42,6 +42,8 @@ export interface DockerEngine {
   dockerOk(args: string[], timeoutMs?: number): Promise<string>;
   /** The engine's own log. */
   log(): string;
+  /** dockerd and every process it started (containerd, shims, containers' processes), by PID and start time. */
+  processes(): Proc[];
   /** Stops the engine and everything it started, unmounts and removes its directory. */
   stop(): Promise<void>;
 }
@@ -54,7 +56,9 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
   mkdirSync(path.join(dir, 'cli'), { recursive: true });
   const socket = path.join(dir, 'docker.sock');
   const logPath = path.join(dir, 'dockerd.log');
-  writeFileSync(path.join(dir, 'daemon.json'), '{}\n');
+  // dockerd writes its identity key to /etc/docker/key.json unless told otherwise
+  // (a config-file setting only, in Debian's 20.10).
+  writeFileSync(path.join(dir, 'daemon.json'), `${JSON.stringify({ 'deprecated-key-path': path.join(dir, 'key.json') })}\n`);
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
@@ -70,14 +74,11 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
         '--data-root', path.join(dir, 'data'),
         '--exec-root', path.join(dir, 'exec'),
         '--pidfile', path.join(dir, 'docker.pid'),
-        '--deprecated-key-path', path.join(dir, 'key.json'),
         '-H', `unix://${socket}`,
         '--iptables=false',
         '--ip6tables=false',
         '--bridge=none',
         '--storage-driver=vfs',
-        // Containers that ignore SIGTERM (busybox sleep as PID 1) are killed after 2 s.
-        '--shutdown-timeout=2',
       ],
       { stdio: ['ignore', fd, fd] },
     );
@@ -105,7 +106,17 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
       return result.stdout;
     },
     log,
-    stop: () => (stopped ??= stopEngine(child, dir)),
+    processes: () => (child.exitCode === null && child.signalCode === null ? processTree(pid) : []),
+    stop: () =>
+      (stopped ??= (async () => {
+        // Containers first, at once: dockerd would give each one 10 s to heed
+        // SIGTERM, which busybox sleep as PID 1 never does.
+        if (child.exitCode === null && child.signalCode === null) {
+          const ids = (await docker(['ps', '-aq'], 15_000)).stdout.split('\n').filter((id) => id !== '');
+          if (ids.length > 0) await docker(['rm', '-f', ...ids], 30_000);
+        }
+        await stopEngine(child, dir);
+      })()),
   };
   try {
     await waitForApi(child, socket, timeoutMs, log);
@@ -179,7 +190,7 @@ async function stopEngine(child: ChildProcess, dir: string): Promise<void> {
   if (problems.length > 0) throw new Error(`stopping the Docker Engine in ${dir}: ${problems.join('; ')}`);
 }
 
-interface Proc {
+export interface Proc {
   pid: number;
   startTime: number;
 }
@@ -243,7 +254,7 @@ function sessionMembers(leaders: number[]): Proc[] {
 }
 
 /** Whether p is still that process, and alive (a zombie has exited). */
-function alive(p: Proc): boolean {
+export function alive(p: Proc): boolean {
   const stat = readStat(p.pid);
   return stat !== undefined && stat.startTime === p.startTime && stat.state !== 'Z' && stat.state !== 'X';
 }

@@ -6,12 +6,12 @@
 // by `dockerNetwork:` in a config file. Then the errors a person can run into:
 // Docker not running, no such network, a network that is not a bridge.
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import { containerIp } from '../../src/lab/topology';
-import { BUSYBOX_IMAGE, useDockerLab, type DockerEngine } from '../helpers/docker';
+import { alive, BUSYBOX_IMAGE, useDockerLab, type DockerEngine } from '../helpers/docker';
 
 const VNI = 100;
 const NETWORK = 'vxlan-net';
@@ -161,5 +161,15 @@ describe('tsvtep --docker-network, two Docker hosts (seeds 000 and 001)', () => 
     it('--bridge and --docker-network together are a usage error (exit 2)', async () => {
       await expectOneLine(await run(lab().engines[0].env, ['--docker-network', NETWORK, '--bridge', 'br0']), 2, /give --bridge or --docker-network, not both/);
     });
+  });
+
+  it('stopping an engine ends every process it started and removes its directory', async () => {
+    const engine = lab().engines[1];
+    const processes = engine.processes();
+    // dockerd, containerd, a shim and the container's processes (sleep, httpd).
+    expect(processes.length, JSON.stringify(processes)).toBeGreaterThanOrEqual(5);
+    await engine.stop();
+    expect(processes.filter(alive)).toEqual([]);
+    expect(existsSync(engine.dir)).toBe(false);
   });
 });

@@ -187,64 +187,66 @@ describe('tsvtep lab: up, check, down (2 hosts, VNI 100, as in seeds 000 and 001
   });
 });
 
-describe('tsvtep lab with two networks (--vnis 1000,2000, seed 002) on a routed underlay (--routed, seed 004)', () => {
-  const prefix = newPrefix();
-  let state: LabState | undefined;
-  beforeAll(async () => {
-    const up = await lab(['up', '--prefix', prefix, '--vnis', '1000,2000', '--routed']);
-    expect(up.code, up.stdout + up.stderr).toBe(0);
-    state = readState(prefix);
-  });
-  downAfterAll(prefix);
-
-  it('check passes: ping inside each network, isolation across them, transfers in both', async () => {
-    const result = await lab(['check', '--prefix', prefix]);
-    expect(result.code, result.stdout + result.stderr).toBe(0);
-    const { pass, fail } = checkLines(result.stdout);
-    expect(fail).toEqual([]);
-    expect(pass).toHaveLength(12); // 2 VTEPs, 4 pings, 2 isolation, 4 transfers
-    expect(pass.filter((l) => l.includes('0/3 replies from VNI'))).toHaveLength(2);
-    // Each network's FDB has only its own containers.
-    expect(result.stdout).toContain('02:00:02:00:03:e8 dev tsv1000 dst 10.0.2.2 vni 1000 self');
-    expect(result.stdout).toContain('02:00:02:00:07:d0 dev tsv2000 dst 10.0.2.2 vni 2000 self');
-    expect(result.stdout).not.toMatch(/02:00:02:00:03:e8 dev tsv2000/);
-  });
-
-  it('down leaves nothing', async () => {
-    expect((await lab(['down', '--prefix', prefix])).code).toBe(0);
-    await expectNothingLeft(prefix, state);
-  });
-});
-
-describe("tsvtep lab --with-kernel: the kernel's vxlan on host 2", () => {
+/**
+ * A lab built with upArgs before the tests, torn down after them: its check
+ * passes (`passes` checks, no failure) and its down leaves nothing.
+ */
+function itChecksAndComesDown(
+  upArgs: string[],
+  passes: number,
+  expectations: { up?: (up: Run, state: LabState | undefined) => void; check?: (stdout: string, pass: string[]) => void },
+): void {
   const prefix = newPrefix();
   let up: Run;
   let state: LabState | undefined;
   beforeAll(async () => {
-    up = await lab(['up', '--prefix', prefix, '--with-kernel']);
+    up = await lab(['up', '--prefix', prefix, ...upArgs]);
     state = readState(prefix);
   });
   downAfterAll(prefix);
 
-  it('up builds it with MTU 1450 on the containers and a vxlan device on host 2', () => {
+  it('up builds it', () => {
     expect(up.code, up.stdout + up.stderr).toBe(0);
-    expect(up.stdout).toContain("host 2 with the kernel's vxlan; containers' MTU 1450");
-    expect(up.stdout).toContain(`${prefix}-h2: kernel vxlan vx100 (VNI 100, dstport 4789, MTU 1450) on br100, peers 10.0.1.41 … ok`);
-    expect(state?.hosts.map((h) => h.vtep)).toEqual(['tsvtep', 'kernel']);
+    expectations.up?.(up, state);
   });
 
-  it('check passes both ways between tsvtep and the kernel', async () => {
+  it('check passes every check', async () => {
     const result = await lab(['check', '--prefix', prefix]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const { pass, fail } = checkLines(result.stdout);
     expect(fail).toEqual([]);
-    expect(pass).toHaveLength(6);
-    expect(result.stdout).toContain('00:00:00:00:00:00 dst 10.0.1.41 self permanent'); // the kernel's flood entry
+    expect(pass).toHaveLength(passes);
+    expectations.check?.(result.stdout, pass);
   });
 
   it('down leaves nothing', async () => {
     expect((await lab(['down', '--prefix', prefix])).code).toBe(0);
     await expectNothingLeft(prefix, state);
+  });
+}
+
+describe('tsvtep lab with two networks (--vnis 1000,2000, seed 002) on a routed underlay (--routed, seed 004)', () => {
+  // 2 VTEPs, 4 pings, 2 isolation checks, 4 transfers.
+  itChecksAndComesDown(['--vnis', '1000,2000', '--routed'], 12, {
+    up: (up) => expect(up.stdout).toContain('2 hosts each in its own subnet behind a router, VNIs 1000, 2000'),
+    check: (stdout, pass) => {
+      expect(pass.filter((l) => l.includes('0/3 replies from VNI'))).toHaveLength(2);
+      // Each network's FDB has only its own containers.
+      expect(stdout).toContain('02:00:02:00:03:e8 dev tsv1000 dst 10.0.2.2 vni 1000 self');
+      expect(stdout).toContain('02:00:02:00:07:d0 dev tsv2000 dst 10.0.2.2 vni 2000 self');
+      expect(stdout).not.toMatch(/02:00:02:00:03:e8 dev tsv2000/);
+    },
+  });
+});
+
+describe("tsvtep lab --with-kernel: the kernel's vxlan on host 2", () => {
+  itChecksAndComesDown(['--with-kernel'], 6, {
+    up: (up, state) => {
+      expect(up.stdout).toContain("host 2 with the kernel's vxlan; containers' MTU 1450");
+      expect(up.stdout).toMatch(/-h2: kernel vxlan vx100 \(VNI 100, dstport 4789, MTU 1450\) on br100, peers 10\.0\.1\.41 … ok/);
+      expect(state?.hosts.map((h) => h.vtep)).toEqual(['tsvtep', 'kernel']);
+    },
+    check: (stdout) => expect(stdout).toContain('00:00:00:00:00:00 dst 10.0.1.41 self permanent'), // the kernel's flood entry
   });
 });
 
