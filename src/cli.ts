@@ -4,6 +4,7 @@
 //   exit 1  failure to start or to keep running (not root, no bridge, port in use, ...)
 //   exit 2  usage error (bad or missing options, invalid config file)
 
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import pino from 'pino';
 import { ConfigError, parseConfig, type DaemonConfig } from './config';
@@ -47,9 +48,16 @@ interface DaemonOptions {
 /** Flags that describe one network; with --config the file describes networks. */
 const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses', 'floodRate', 'floodBurst'] as const;
 
+function packageVersion(): string {
+  // dist/src/cli.js -> package.json at the package root.
+  const pkg = require(path.resolve(__dirname, '..', '..', 'package.json')) as { version: string };
+  return pkg.version;
+}
+
 function buildProgram(): Command {
   const program = new Command()
     .name('tsvtep')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .description('Userspace VXLAN tunnel endpoint: joins a local bridge to remote hosts over UDP (RFC 7348).')
     .exitOverride()
     // Daemon flags go before any subcommand, so `fdb show --vni 1` means the subcommand's --vni.
