@@ -20,13 +20,15 @@ const VALUE_WIDTH = 70;
 const BAR_HEIGHT = 26;
 const GAP = 10;
 const TOP = 56;
+/** Ratios above this run off the right edge (cut, value printed), so small ones stay readable. */
+const SCALE_CAP = 6;
 const BOTTOM = 44;
 
 export function ratioChart(title: string, subtitle: string, bars: ChartBar[]): string {
   const plotWidth = WIDTH - LABEL_WIDTH - VALUE_WIDTH - 20;
   const finite = bars.map((b) => b.ratio).filter((r) => Number.isFinite(r));
   const targets = bars.map((b) => b.target ?? 0);
-  const top = Math.max(1.2, ...finite, ...targets) * 1.08;
+  const top = Math.min(SCALE_CAP, Math.max(1.2, ...finite, ...targets) * 1.08);
   const maxScale = Math.ceil(top * 4) / 4;
   const x = (value: number): number => LABEL_WIDTH + (Math.max(0, value) / maxScale) * plotWidth;
   const height = TOP + bars.length * (BAR_HEIGHT + GAP) + BOTTOM;
@@ -41,6 +43,7 @@ export function ratioChart(title: string, subtitle: string, bars: ChartBar[]): s
   );
   // Grid and axis ticks every 0.25 or 0.5.
   const step = maxScale > 3 ? 1 : maxScale > 1.5 ? 0.5 : 0.25;
+  // (with the cap, there are at most SCALE_CAP / step + 1 grid lines)
   for (let v = 0; v <= maxScale + 1e-9; v += step) {
     const gx = x(v).toFixed(1);
     out.push(
@@ -51,7 +54,8 @@ export function ratioChart(title: string, subtitle: string, bars: ChartBar[]): s
   bars.forEach((bar, i) => {
     const y = TOP + i * (BAR_HEIGHT + GAP);
     const colour = bar.met === undefined ? '#7f8c9a' : bar.met ? '#2e8b57' : '#c0392b';
-    const w = Number.isFinite(bar.ratio) ? x(bar.ratio) - LABEL_WIDTH : 0;
+    const cut = bar.ratio > maxScale;
+    const w = Number.isFinite(bar.ratio) ? x(Math.min(bar.ratio, maxScale)) - LABEL_WIDTH : 0;
     const labelY = bar.note === undefined ? y + BAR_HEIGHT / 2 + 4 : y + 11;
     out.push(
       `<text x="${LABEL_WIDTH - 8}" y="${labelY}" text-anchor="end">${escape(bar.label)}</text>`,
@@ -70,7 +74,16 @@ export function ratioChart(title: string, subtitle: string, bars: ChartBar[]): s
       if (Math.abs(tx - (LABEL_WIDTH + w)) < 40) valueX = Math.max(valueX, tx + 6);
     }
     const value = Number.isFinite(bar.ratio) ? bar.ratio.toFixed(2) : 'n/a';
-    out.push(`<text x="${valueX.toFixed(1)}" y="${y + BAR_HEIGHT / 2 + 4}" font-weight="bold">${value}</text>`);
+    if (cut) {
+      // Off the scale: a white break near the end of the bar, the value inside it.
+      const end = LABEL_WIDTH + w;
+      out.push(
+        `<path d="M ${end - 70} ${y - 1} l 6 ${BAR_HEIGHT / 2 + 1} l -6 ${BAR_HEIGHT / 2 + 1}" stroke="white" stroke-width="4" fill="none"/>`,
+        `<text x="${end - 6}" y="${y + BAR_HEIGHT / 2 + 4}" text-anchor="end" font-weight="bold" fill="white">${value}</text>`,
+      );
+    } else {
+      out.push(`<text x="${valueX.toFixed(1)}" y="${y + BAR_HEIGHT / 2 + 4}" font-weight="bold">${value}</text>`);
+    }
   });
   const one = x(1).toFixed(1);
   out.push(

@@ -34,7 +34,7 @@ export const COMPARED: Metric[] = [
 export const TSVTEP_ONLY: Metric[] = [
   { key: 'cpuCoresPerGbps', label: 'CPU per Gbit/s, TCP 1 stream', unit: 'cores', digits: 2, better: 'lower', ratio: false },
   { key: 'cpuCoresTcp1', label: 'CPU busy, TCP 1 stream', unit: 'cores', digits: 2, better: 'lower', ratio: false },
-  { key: 'rssMb', label: 'VmRSS under load, max', unit: 'MB', digits: 1, better: 'lower', ratio: false },
+  { key: 'rssMb', label: 'VmRSS under load, run max', unit: 'MB', digits: 1, better: 'lower', ratio: false },
   { key: 'hwmMb', label: 'VmHWM (peak RSS)', unit: 'MB', digits: 1, better: 'lower', ratio: false },
 ];
 

@@ -46,21 +46,23 @@ const USAGE = `usage: npm run bench -- [options]
   --out DIR           where to write JSON and SVG (default bench/results)`;
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      runs: { type: 'string', default: '3' },
-      seconds: { type: 'string', default: '4' },
-      'underlay-mtu': { type: 'string', default: '1500' },
-      pings: { type: 'string', default: '300' },
-      'ping-interval': { type: 'string', default: '0.002' },
-      'udp-rate': { type: 'string', default: '10G' },
-      'transfer-mb': { type: 'string', default: '16' },
-      'tsvtep-arg': { type: 'string', multiple: true, default: [] },
-      out: { type: 'string', default: path.resolve(__dirname, '..', '..', 'bench', 'results') },
-      help: { type: 'boolean', default: false },
-    },
-  });
+  const { values } = usage(() =>
+    parseArgs({
+      args: argv,
+      options: {
+        runs: { type: 'string', default: '3' },
+        seconds: { type: 'string', default: '4' },
+        'underlay-mtu': { type: 'string', default: '1500' },
+        pings: { type: 'string', default: '300' },
+        'ping-interval': { type: 'string', default: '0.002' },
+        'udp-rate': { type: 'string', default: '10G' },
+        'transfer-mb': { type: 'string', default: '16' },
+        'tsvtep-arg': { type: 'string', multiple: true, default: [] },
+        out: { type: 'string', default: path.resolve(__dirname, '..', '..', 'bench', 'results') },
+        help: { type: 'boolean', default: false },
+      },
+    }),
+  );
   if (values.help) {
     console.log(USAGE);
     process.exit(0);
@@ -84,6 +86,15 @@ function parseOptions(argv: string[]): Options {
 }
 
 class UsageError extends Error {}
+
+/** Runs parse, turning what it throws into a usage error (exit 2). */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
 
 /** Everything made, so that any way out removes it. */
 const created: Topology[] = [];

@@ -412,11 +412,13 @@ export class Engine {
         }
         continue;
       }
-      if (errno === EMSGSIZE) {
-        // As in flushSends: the kernel knows a smaller path MTU; learn it, and the next segments fit.
+      const segment = gso.segmentSizes[k] > 0 ? gso.segmentSizes[k] : gso.lengths[k];
+      const packet = segment - VXLAN_HEADER_LEN - ETH_HEADER_LEN;
+      // EMSGSIZE, or EINVAL for a GSO segment larger than the path: the kernel knows a smaller
+      // path MTU (as in flushSends); learn it, and the next segments fit.
+      if (errno === EMSGSIZE || (errno === EINVAL && this.exceedsKernelPath(gso.remoteIds[k], packet))) {
         network.counters.drops.path_mtu += gso.segments[k];
-        const segment = gso.segmentSizes[k] > 0 ? gso.segmentSizes[k] : gso.lengths[k];
-        this.lowerPathMtu(gso.remoteIds[k], segment - VXLAN_HEADER_LEN - ETH_HEADER_LEN);
+        this.lowerPathMtu(gso.remoteIds[k], packet);
         continue;
       }
       network.counters.drops.socket_send += gso.segments[k];
@@ -559,6 +561,13 @@ export class Engine {
       limited++;
     }
     this.limitedRemotes = limited;
+  }
+
+  private exceedsKernelPath(remoteId: number, packet: number): boolean {
+    const remote = this.options.remotes.get(remoteId);
+    if (remote === undefined) return false;
+    const mtu = this.kernelPathMtu(remote);
+    return mtu > 0 && packet > mtu;
   }
 
   /** The kernel's path MTU to the remote as an inner packet size; 0 if unknown. */
