@@ -9,7 +9,8 @@
 //         - { mac: "02:42:ac:12:00:0c", remote: 10.0.1.42 }
 
 import { readFile } from 'node:fs/promises';
-import { parse, YAMLParseError } from 'yaml';
+// yaml is loaded on first use: a daemon started from flags does not pay for it.
+import type * as Yaml from 'yaml';
 import { ConfigError, parseConfig, type DaemonConfig } from './config';
 
 /** Parses and validates the file; ConfigError says which file, line or field is wrong. */
@@ -25,9 +26,9 @@ export async function loadConfigFile(path: string, overrides: Record<string, unk
   }
   let document: unknown;
   try {
-    document = parse(text, { prettyErrors: true });
+    document = yaml().parse(text, { prettyErrors: true });
   } catch (error) {
-    if (error instanceof YAMLParseError) {
+    if (error instanceof yaml().YAMLParseError) {
       const line = error.linePos?.[0]?.line;
       const message = error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
       throw new ConfigError(`${path}${line ? ` line ${line}` : ''}: ${message}`);
@@ -47,4 +48,8 @@ export async function loadConfigFile(path: string, overrides: Record<string, unk
     }
     throw error;
   }
+}
+
+function yaml(): typeof Yaml {
+  return require('yaml') as typeof Yaml;
 }
