@@ -29,6 +29,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 namespace {
 
@@ -210,7 +213,15 @@ Napi::Value WriteFrames(const Napi::CallbackInfo& info) {
   uint32_t count = info[4].As<Napi::Number>().Uint32Value();
   int32_t* results = I32Of(info[5], &nresults);
   if (count > noff || count > nlen || count > nresults) return ThrowType(env, "writeFrames: arrays too small");
-  bool vnet_hdr = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
+  // Argument 6: true (every frame gets an empty virtio_net_hdr in front), or a
+  // Uint8Array saying so per frame (1) for frames that do not carry their own.
+  bool vnet_all = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
+  const uint8_t* vnet_each = nullptr;
+  if (info.Length() > 6 && info[6].IsTypedArray()) {
+    Bytes each = BytesOf(info[6]);
+    if (count > each.length) return ThrowType(env, "writeFrames: prepend flags too small");
+    vnet_each = each.data;
+  }
   uint32_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
     if ((size_t)offsets[i] + lengths[i] > slab.length) {
@@ -219,6 +230,7 @@ Napi::Value WriteFrames(const Napi::CallbackInfo& info) {
     }
     struct iovec iov[2] = {{kEmptyVnetHdr, (size_t)kVirtioNetHdrLen}, {slab.data + offsets[i], lengths[i]}};
     for (;;) {
+      bool vnet_hdr = vnet_all || (vnet_each != nullptr && vnet_each[i] != 0);
       ssize_t n = vnet_hdr ? writev(fd, iov, 2) : write(fd, slab.data + offsets[i], lengths[i]);
       if (n >= 0) {
         results[i] = 0;
@@ -331,6 +343,17 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// udpEnableGro(fd) asks the kernel to hand over runs of datagrams from one
+// sender as one buffer (UDP_GRO); recvBatch then reports their size.
+Napi::Value UdpEnableGro(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "udpEnableGro(fd)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int on = 1;
+  if (setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on) < 0) return ThrowErrno(env, "setsockopt UDP_GRO", errno);
+  return env.Undefined();
+}
+
 // udpLocalRecord(fd, record) fills record with the bound address and port.
 Napi::Value UdpLocalRecord(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -382,6 +405,14 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
       (size_t)max * kAddrRecord > records.length) {
     return ThrowType(env, "recvBatch: slab, lengths or records too small for the batch");
   }
+  // Argument 7 (optional): with UDP_GRO on, segmentSizes[i] > 0 says datagram i
+  // is a run of datagrams of that size (the last may be shorter) from one sender.
+  uint32_t* segment_sizes = nullptr;
+  if (info.Length() > 7 && info[7].IsTypedArray()) {
+    size_t nseg;
+    segment_sizes = U32Of(info[7], &nseg);
+    if (max > nseg) return ThrowType(env, "recvBatch: segmentSizes too small for the batch");
+  }
   for (uint32_t i = 0; i < max; i++) {
     g_msg.iovs[i].iov_base = slab.data + (size_t)i * slot + headroom;
     g_msg.iovs[i].iov_len = slot - headroom;
@@ -391,6 +422,10 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
     h->msg_namelen = sizeof g_msg.names[i];
     h->msg_iov = &g_msg.iovs[i];
     h->msg_iovlen = 1;
+    if (segment_sizes != nullptr) {
+      h->msg_control = g_msg.controls[i];
+      h->msg_controllen = kControlSpace;
+    }
   }
   int n;
   do {
@@ -405,6 +440,18 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
     if (g_msg.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = slot - headroom + 1;
     lengths[i] = len;
     SockaddrToRecord(&g_msg.names[i], records.data + (size_t)i * kAddrRecord);
+    if (segment_sizes != nullptr) {
+      segment_sizes[i] = 0;
+      struct msghdr* h = &g_msg.msgs[i].msg_hdr;
+      if (h->msg_flags & MSG_TRUNC) continue;
+      for (struct cmsghdr* cm = CMSG_FIRSTHDR(h); cm != nullptr; cm = CMSG_NXTHDR(h, cm)) {
+        if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
+          int size;
+          memcpy(&size, CMSG_DATA(cm), sizeof size);
+          if (size > 0) segment_sizes[i] = (uint32_t)size;
+        }
+      }
+    }
   }
   return Napi::Number::New(env, n);
 }
@@ -725,6 +772,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readFrames", Napi::Function::New(env, ReadFrames));
   exports.Set("writeFrames", Napi::Function::New(env, WriteFrames));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpen));
+  exports.Set("udpEnableGro", Napi::Function::New(env, UdpEnableGro));
   exports.Set("udpLocalRecord", Napi::Function::New(env, UdpLocalRecord));
   exports.Set("recvBatch", Napi::Function::New(env, RecvBatch));
   exports.Set("sendBatch", Napi::Function::New(env, SendBatch));

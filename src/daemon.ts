@@ -29,7 +29,7 @@ import {
   type BridgeKind,
 } from './io/link';
 import { isErrnoError, native } from './io/native';
-import { OvsError, ovsPortMtus } from './io/ovs';
+import { OvsError, ovsPortMtus, ovsUserspaceDatapath } from './io/ovs';
 import { nativeSegmenter } from './io/segmenter';
 import { TapDevice } from './io/tap';
 import { UdpSocket } from './io/udp';
@@ -103,6 +103,8 @@ export class Daemon {
     this.applied = { ...config, networks: [] };
     this.socket = socket;
     this.remotes = new RemoteTable(config.port);
+    const groRefused = config.offload ? socket.enableGro() : 'offloads off';
+    if (config.offload && groRefused) log.warn(`UDP GRO refused (${groRefused}): datagrams come one by one`);
     this.engine = new Engine({
       socket,
       remotes: this.remotes,
@@ -112,6 +114,7 @@ export class Daemon {
       learnRemotes: config.learnRemotes,
       dontFragment: config.dontFragment,
       segmenter: config.offload ? nativeSegmenter() : undefined,
+      socketGro: groRefused === undefined,
       onGsoRefused: (errno) => log.warn({ errno: errnoName(errno) }, `UDP GSO refused (${errnoName(errno)}): sending segment by segment from now on`),
       onPathMtu: (remote, mtu) => log.info({ peer: remote, mtu }, `path to ${remote} carries inner packets of up to ${mtu} bytes`),
       onIoError: (what, errno, vni) =>
@@ -171,11 +174,11 @@ export class Daemon {
     // Not the overlay MTU: frames up to what the bridge's ports send must reach
     // us, to be answered or fragmented, rather than be dropped by the bridge.
     const bridge = await bridgeOf(config);
-    const { kind, mtu: tapMtu } = await checkBridge(bridge);
+    const { kind, mtu: tapMtu, offload } = await checkBridge(bridge);
     if (tapMtu + 14 + VLAN_TAG > this.maxFrameSize) {
       throw new StartupError(`VNI ${config.vni}: MTU ${tapMtu} is larger than this daemon can carry (restart it)`);
     }
-    const tap = openTap(config.tap ?? defaultTapName(config.vni), this.applied.offload);
+    const tap = openTap(config.tap ?? defaultTapName(config.vni), this.applied.offload && offload);
     if (tap.offloadError) this.log.warn({ vni: config.vni }, `TAP offloads refused (${tap.offloadError}): frames come one by one`);
     try {
       await attachToBridge(tap.name, bridge, tapMtu, kind);
@@ -197,7 +200,7 @@ export class Daemon {
 
     const peers = this.peerAddresses(network);
     this.log.info(
-      { vni: config.vni, tap: tap.name, bridge, bridgeKind: kind, dockerNetwork: config.dockerNetwork, peers, tapMtu, overlayMtu: network.overlayMtu },
+      { vni: config.vni, tap: tap.name, bridge, bridgeKind: kind, dockerNetwork: config.dockerNetwork, peers, tapMtu, overlayMtu: network.overlayMtu, tapOffload: tap.vnetHeader },
       `VNI ${config.vni}: ${tap.name} on ${kind === 'openvswitch' ? 'Open vSwitch ' : ''}bridge ${bridge}${config.dockerNetwork ? ` (Docker network ${config.dockerNetwork})` : ''}, ${peers.length} peer(s): ${peers.join(', ')}`,
     );
     if (tapMtu > network.overlayMtu) {
@@ -524,17 +527,19 @@ function loadNative(): void {
 }
 
 /**
- * Checks that name is a bridge we can attach to; returns its kind and the MTU
+ * Checks that name is a bridge we can attach to; returns its kind, the MTU
  * for its TAP: the bridge's, or its largest port's if bigger (the bridge's own
  * MTU follows its smallest port), so that no frame a port sends is too big for
- * the TAP.
+ * the TAP; and whether the bridge takes frames from a TAP with offloads (Open
+ * vSwitch's userspace datapath does not).
  */
-async function checkBridge(name: string): Promise<{ kind: BridgeKind; mtu: number }> {
+async function checkBridge(name: string): Promise<{ kind: BridgeKind; mtu: number; offload: boolean }> {
   try {
     const kind = await bridgeKind(name);
     const link = await getLink(name);
     const portMtus = kind === 'openvswitch' ? await ovsPortMtus(name) : await bridgePortMtus(name);
-    return { kind, mtu: Math.max(link?.mtu ?? 1500, ...portMtus) };
+    const offload = kind !== 'openvswitch' || !(await ovsUserspaceDatapath(name));
+    return { kind, mtu: Math.max(link?.mtu ?? 1500, ...portMtus), offload };
   } catch (error) {
     if (error instanceof LinkError || error instanceof OvsError) throw new StartupError(error.message);
     throw error;

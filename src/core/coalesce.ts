@@ -42,6 +42,8 @@ export interface WriteList {
   frames: Uint32Array;
   /** Inner bytes each entry carries, as received. */
   innerBytes: Uint32Array;
+  /** 1 if the entry is a bare frame that needs an empty virtio_net_hdr, 0 if it starts with its own. */
+  prependHeader: Uint8Array;
 }
 
 export class TcpCoalescer {
@@ -52,13 +54,13 @@ export class TcpCoalescer {
   constructor(private readonly checksumValid: (buf: Buffer, frame: number, length: number) => boolean) {}
 
   /**
-   * Turns count frames (list entries pointing at bare frames in buf) into
-   * entries that include their virtio_net_hdr: runs of mergeable segments are
-   * copied into buf[scratch..scratchEnd) as one frame, other frames get an
-   * empty header in the 10 bytes in front of them. Returns the new count.
+   * Rewrites count entries (bare frames in buf): runs of mergeable segments
+   * are copied into buf[scratch..scratchEnd) as one frame behind a TSO
+   * virtio_net_hdr (prependHeader 0); other frames stay where they are and
+   * are marked for an empty header (prependHeader 1). Returns the new count.
    */
   coalesce(buf: Buffer, list: WriteList, count: number, scratch: number, scratchEnd: number): number {
-    const { offsets, lengths, frames, innerBytes } = list;
+    const { offsets, lengths, frames, innerBytes, prependHeader } = list;
     let out = 0;
     let cursor = scratch;
     for (let i = 0; i < count; ) {
@@ -81,6 +83,7 @@ export class TcpCoalescer {
           lengths[out] = size;
           frames[out] = runEnd - i;
           innerBytes[out] = carried;
+          prependHeader[out] = 0;
           out++;
           cursor += size;
           i = runEnd;
@@ -88,12 +91,12 @@ export class TcpCoalescer {
         }
         runEnd = i + 1;
       }
-      // A frame on its own: an all-zeros header in the headroom in front of it.
-      buf.fill(0, frame - VNET_HDR_LEN, frame);
-      offsets[out] = frame - VNET_HDR_LEN;
-      lengths[out] = length + VNET_HDR_LEN;
+      // A frame on its own: written where it is, behind an empty header the port adds.
+      offsets[out] = frame;
+      lengths[out] = length;
       frames[out] = 1;
       innerBytes[out] = length;
+      prependHeader[out] = 1;
       out++;
       i = runEnd;
     }

@@ -81,6 +81,11 @@ export interface EngineOptions {
   onIoError?: (what: 'socket_send' | 'tap_write', errno: number, vni: number) => void;
   /** Splits TSO frames and completes checksums; needed when a network's TAP has offloads on. */
   segmenter?: Segmenter;
+  /**
+   * The socket hands over runs of datagrams from one sender as one buffer (UDP_GRO): receive slots
+   * are sized for 64 KiB and each run is split here.
+   */
+  socketGro?: boolean;
   /** Called once if the kernel refuses UDP GSO; trains are then sent datagram by datagram. */
   onGsoRefused?: (errno: number) => void;
   /** Called when the path MTU to a remote changes (inner MTU, L3), for logging. */
@@ -136,12 +141,17 @@ class WriteQueue implements WriteList {
   readonly frames: Uint32Array;
   /** Received inner bytes an entry carries. */
   readonly innerBytes: Uint32Array;
-  constructor(capacity: number) {
+  /** With offloads: 1 if an entry needs an empty virtio_net_hdr in front, 0 if it has its own. */
+  readonly prependHeader: Uint8Array;
+  /** Listed in Engine.pendingWrites. */
+  pending = false;
+  constructor(readonly capacity: number) {
     this.offsets = new Uint32Array(capacity);
     this.lengths = new Uint32Array(capacity);
     this.results = new Int32Array(capacity);
     this.frames = new Uint32Array(capacity);
     this.innerBytes = new Uint32Array(capacity);
+    this.prependHeader = new Uint8Array(capacity);
   }
 }
 
@@ -175,6 +185,9 @@ class GsoQueue extends SendQueue {
   }
 }
 
+/** Bytes after the receive slots for frames coalesced from them. */
+const COALESCE_SCRATCH = 1024 * 1024;
+
 /** Largest frame the TAP hands over with TSO on, behind its virtio_net_hdr. */
 const TSO_FRAME_MAX = 65_536 + VNET_HDR_LEN;
 
@@ -201,6 +214,9 @@ export class Engine {
   /** Cleared for good if the kernel refuses UDP GSO. */
   private gsoEnabled = true;
   private readonly coalescer: TcpCoalescer | undefined;
+  /** Size of the datagrams in each received run (UDP_GRO), 0 for a single datagram. */
+  private readonly rxSegments: Uint32Array;
+  private readonly writeQueueCapacity: number;
 
   constructor(private readonly options: EngineOptions) {
     this.learnRemotes = options.learnRemotes;
@@ -210,8 +226,13 @@ export class Engine {
     const tapSlotSize = options.segmenter ? Math.max(slotSize, roundUp(HEADROOM + TSO_FRAME_MAX, 256)) : slotSize;
     // Room for the fragments of one frame, each with headroom and header copies.
     this.fromTaps = new Slab(options.batchSize, tapSlotSize, 2 * slotSize + 16 * 256);
-    // With offloads, room to coalesce a whole batch of received segments.
-    this.fromSocket = new Slab(options.batchSize, slotSize, options.segmenter ? options.batchSize * slotSize : 0);
+    // With UDP_GRO a slot takes a run of datagrams of up to 64 KiB; with offloads the scratch
+    // area after the slots takes the frames coalesced from them.
+    this.fromSocket = options.socketGro
+      ? new Slab(Math.max(8, options.batchSize >> 1), roundUp(HEADROOM + 65_536, 256), COALESCE_SCRATCH)
+      : new Slab(options.batchSize, slotSize, options.segmenter ? COALESCE_SCRATCH : 0);
+    this.rxSegments = new Uint32Array(this.fromSocket.slots);
+    this.writeQueueCapacity = options.socketGro ? 1024 : options.batchSize;
     this.coalescer = options.segmenter ? new TcpCoalescer(options.segmenter.tcpChecksumValid) : undefined;
     this.sendQueue = new SendQueue(Math.max(options.batchSize * 4, 64));
   }
@@ -223,7 +244,7 @@ export class Engine {
   addNetwork(network: Network): void {
     if (this.networks.has(network.vni)) throw new Error(`VNI ${network.vni} is already served`);
     this.networks.set(network.vni, network);
-    this.writeQueues.set(network, new WriteQueue(this.options.batchSize));
+    this.writeQueues.set(network, new WriteQueue(this.writeQueueCapacity));
   }
 
   removeNetwork(vni: number): void {
@@ -276,9 +297,23 @@ export class Engine {
         slab.slots,
         slab.lengths,
         slab.records,
+        this.options.socketGro ? this.rxSegments : undefined,
       );
-      this.counters.rxDatagrams += n;
-      for (let i = 0; i < n; i++) this.decapsulate(i * slab.slotSize + HEADROOM, slab.lengths[i], i * ADDR_RECORD_LEN);
+      for (let i = 0; i < n; i++) {
+        const start = i * slab.slotSize + HEADROOM;
+        const length = slab.lengths[i];
+        const segment = this.options.socketGro ? this.rxSegments[i] : 0;
+        if (segment === 0 || segment >= length) {
+          this.counters.rxDatagrams++;
+          this.decapsulate(start, length, i * ADDR_RECORD_LEN);
+          continue;
+        }
+        // A run of datagrams from one sender, back to back: each is a datagram of its own.
+        for (let offset = 0; offset < length; offset += segment) {
+          this.counters.rxDatagrams++;
+          this.decapsulate(start + offset, Math.min(segment, length - offset), i * ADDR_RECORD_LEN);
+        }
+      }
       this.flushWrites();
       if (n < slab.slots) return;
     }
@@ -681,7 +716,11 @@ export class Engine {
       remote.counters.rxBytes += length;
     }
     const queue = this.writeQueues.get(network) as WriteQueue;
-    if (queue.count === 0) this.pendingWrites.push(network);
+    if (queue.count === queue.capacity) this.flushNetworkWrites(network, queue);
+    if (queue.count === 0 && !queue.pending) {
+      queue.pending = true;
+      this.pendingWrites.push(network);
+    }
     const k = queue.count++;
     queue.offsets[k] = frame;
     queue.lengths[k] = frameLength;
@@ -694,6 +733,14 @@ export class Engine {
     for (let p = 0; p < pending.length; p++) {
       const network = pending[p];
       const queue = this.writeQueues.get(network) as WriteQueue;
+      queue.pending = false;
+      this.flushNetworkWrites(network, queue);
+    }
+    pending.length = 0;
+  }
+
+  private flushNetworkWrites(network: Network, queue: WriteQueue): void {
+    {
       const slab = this.fromSocket;
       let count = queue.count;
       const coalesce = this.coalescer !== undefined && network.port.vnetHeader === true;
@@ -701,7 +748,7 @@ export class Engine {
         const scratch = slab.slots * slab.slotSize;
         count = (this.coalescer as TcpCoalescer).coalesce(slab.bytes, queue, count, scratch, slab.bytes.length);
       }
-      network.port.writeFrames(slab.bytes, queue.offsets, queue.lengths, count, queue.results, coalesce);
+      network.port.writeFrames(slab.bytes, queue.offsets, queue.lengths, count, queue.results, coalesce ? queue.prependHeader : undefined);
       const counters = network.counters;
       for (let k = 0; k < count; k++) {
         const errno = queue.results[k];
@@ -715,7 +762,6 @@ export class Engine {
       }
       queue.count = 0;
     }
-    pending.length = 0;
   }
 
   /**

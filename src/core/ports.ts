@@ -9,9 +9,10 @@ export interface FramePort {
   readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
   /**
    * Writes frames; results[i] = 0 or the errno of frame i. Returns how many were written.
-   * withHeaders: each entry already starts with its virtio_net_hdr (else the port adds an empty one if it needs it).
+   * prependHeader (ports with vnetHeader): 1 if frame k needs an empty virtio_net_hdr in front, 0 if it
+   * starts with its own. Without it every frame gets an empty one.
    */
-  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, withHeaders?: boolean): number;
+  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, prependHeader?: Uint8Array): number;
 }
 
 /** The underlay UDP socket. Addresses are 20-byte records (see address.ts). */
@@ -23,6 +24,8 @@ export interface DatagramPort {
     max: number,
     lengths: Uint32Array,
     records: Buffer,
+    /** If given (receive coalescing on), segmentSizes[i] > 0: datagram i is a run of datagrams of that size. */
+    segmentSizes?: Uint32Array,
   ): number;
   /**
    * Sends datagram i = slab[offsets[i]..+lengths[i]] to records[i*20]; results[i] = 0 or its errno.

@@ -41,7 +41,8 @@ export interface NativeAddon {
     lengths: Uint32Array,
     count: number,
     results: Int32Array,
-    vnetHeader?: boolean,
+    /** true: an empty virtio_net_hdr in front of every frame; or per frame (1 = add one). */
+    vnetHeader?: boolean | Uint8Array,
   ): number;
   udpOpen(record: Buffer, v6only: boolean, rcvbuf: number, sndbuf: number, dontFragment: boolean): number;
   udpLocalRecord(fd: number, record: Buffer): void;
@@ -53,7 +54,9 @@ export interface NativeAddon {
     max: number,
     lengths: Uint32Array,
     records: Buffer,
+    segmentSizes?: Uint32Array,
   ): number;
+  udpEnableGro(fd: number): void;
   sendBatch(
     fd: number,
     slab: Buffer,

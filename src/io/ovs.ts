@@ -74,6 +74,18 @@ export async function ovsBridgeExists(name: string): Promise<boolean | undefined
   return undefined;
 }
 
+/**
+ * Whether the bridge uses the userspace datapath (datapath_type=netdev). That
+ * datapath reads and writes its ports through plain AF_PACKET sockets: a TCP
+ * segment of 64 KiB or a frame with its checksum left to "hardware", which a
+ * TAP with offloads may carry, arrives there truncated or unfinished.
+ */
+export async function ovsUserspaceDatapath(bridge: string): Promise<boolean> {
+  const result = await vsctl(['get', 'bridge', bridge, 'datapath_type'], REMOVE_TIMEOUT_S);
+  if (result.code !== 0) throw failure(`ovs-vsctl get bridge ${bridge} datapath_type`, result);
+  return result.stdout.trim().replace(/"/g, '') === 'netdev';
+}
+
 /** MTUs of the bridge's ports as OVS reports them (the bridge's own is left out). */
 export async function ovsPortMtus(bridge: string): Promise<number[]> {
   const ifaces = await vsctl(['list-ifaces', bridge], REMOVE_TIMEOUT_S);

@@ -40,8 +40,8 @@ export class TapDevice implements FramePort {
     return native().readFrames(this.fd, slab, slotSize, headroom, max, lengths);
   }
 
-  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, withHeaders = false): number {
-    return native().writeFrames(this.fd, slab, offsets, lengths, count, results, this.vnetHeader && !withHeaders);
+  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, prependHeader?: Uint8Array): number {
+    return native().writeFrames(this.fd, slab, offsets, lengths, count, results, this.vnetHeader ? (prependHeader ?? true) : false);
   }
 
   /** Calls onReadable whenever frames wait; errno is non-zero if polling failed, and polling then stops. */

@@ -37,8 +37,22 @@ export class UdpSocket implements DatagramPort {
     max: number,
     lengths: Uint32Array,
     records: Buffer,
+    segmentSizes?: Uint32Array,
   ): number {
-    return native().recvBatch(this.fd, slab, slotSize, headroom, max, lengths, records);
+    return native().recvBatch(this.fd, slab, slotSize, headroom, max, lengths, records, segmentSizes);
+  }
+
+  /**
+   * Asks the kernel to hand over runs of datagrams from one sender as one
+   * buffer (UDP_GRO). Returns why not if it refuses; the socket then works as before.
+   */
+  enableGro(): string | undefined {
+    try {
+      native().udpEnableGro(this.fd);
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
+    }
   }
 
   sendBatch(

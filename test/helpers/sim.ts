@@ -40,6 +40,8 @@ export class FakeTap implements FramePort {
 interface Datagram {
   bytes: Buffer;
   source: Buffer;
+  /** For a run of equal datagrams handed over as one (UDP_GRO): their size. */
+  segmentSize?: number;
 }
 
 export class FakeUnderlay {
@@ -73,17 +75,31 @@ export class FakeSocket implements DatagramPort {
     this.record = addressRecord(address, VXLAN_PORT);
   }
 
+  /** Puts a run of equal-size datagrams (the last may be shorter) in the inbox as one, as UDP_GRO does. */
+  injectRun(datagrams: Buffer[], from: string): void {
+    this.inbox.push({ bytes: Buffer.concat(datagrams), source: addressRecord(from, 49_152), segmentSize: datagrams[0].length });
+  }
+
   /** Puts raw bytes in this socket's inbox as if sent from `from`. */
   inject(bytes: Buffer, from: string): void {
     this.inbox.push({ bytes, source: addressRecord(from, 49_152) });
   }
 
-  recvBatch(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array, records: Buffer): number {
+  recvBatch(
+    slab: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lengths: Uint32Array,
+    records: Buffer,
+    segmentSizes?: Uint32Array,
+  ): number {
     let n = 0;
     while (n < max && this.inbox.length > 0) {
       const datagram = this.inbox.shift() as Datagram;
       datagram.bytes.copy(slab, n * slotSize + headroom);
       datagram.source.copy(records, n * ADDR_RECORD_LEN);
+      if (segmentSizes) segmentSizes[n] = datagram.segmentSize ?? 0;
       lengths[n++] = datagram.bytes.length;
     }
     return n;
@@ -115,7 +131,7 @@ export class SimVtep {
     vni: number,
     peers: string[],
     readonly clock = new ManualClock(),
-    options: { learnRemotes?: boolean; maxFrameSize?: number } = {},
+    options: { learnRemotes?: boolean; maxFrameSize?: number; socketGro?: boolean } = {},
   ) {
     this.socket = underlay.socket(address);
     this.engine = new Engine({
@@ -125,6 +141,7 @@ export class SimVtep {
       batchSize: 16,
       maxFrameSize: options.maxFrameSize ?? 1518,
       learnRemotes: options.learnRemotes ?? false,
+      socketGro: options.socketGro,
     });
     this.network = new Network(vni, new Fdb({ clock }), this.tap);
     for (const peer of peers) this.network.addPeer(this.remotes.add(peer).id);

@@ -132,6 +132,17 @@ describe('three VTEPs over an in-memory underlay', () => {
     expect(open.remotes.get(remoteId)?.learned).toBe(true);
   });
 
+  it('splits a run of datagrams handed over as one (UDP GRO) into its datagrams', () => {
+    const gro = new SimVtep('10.0.1.60', underlay, 100, [A], undefined, { socketGro: true });
+    const vxlan = (frame: Buffer) => Buffer.concat([Buffer.from([0x08, 0, 0, 0, 0, 0, 100, 0]), frame]);
+    const frames = [1, 2, 3].map((i) => ethernetFrame(MAC_B, MAC_A, `frame ${i}`));
+    gro.socket.injectRun(frames.map(vxlan), A);
+    gro.receive();
+    expect(gro.tap.toBridge).toEqual(frames);
+    expect(gro.engine.counters.rxDatagrams).toBe(3);
+    expect(gro.network.counters.rxFrames).toBe(3);
+  });
+
   it('drops frames from the bridge that are shorter than an Ethernet header', () => {
     a.sendFromBridge(Buffer.alloc(10));
     expect(a.network.counters.drops.runt).toBe(1);
