@@ -93,6 +93,7 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
   const log = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
   const docker = (args: string[], limitMs = 60_000): Promise<RunResult> => runWithEnv(DOCKER_CLI, args, env, limitMs);
   let stopped: Promise<void> | undefined;
+  let startedProcesses: Proc[] = [];
   const engine: DockerEngine = {
     ns,
     dir,
@@ -115,11 +116,13 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
           const ids = (await docker(['ps', '-aq'], 15_000)).stdout.split('\n').filter((id) => id !== '');
           if (ids.length > 0) await docker(['rm', '-f', ...ids], 30_000);
         }
-        await stopEngine(child, dir);
+        await stopEngine(child, dir, startedProcesses);
       })()),
   };
   try {
     await waitForApi(child, socket, timeoutMs, log);
+    // containerd by now: should dockerd die first, its processes are still known.
+    startedProcesses = processTree(pid);
   } catch (error) {
     await engine.stop();
     throw error;
@@ -157,12 +160,14 @@ function ping(socketPath: string): Promise<boolean> {
  * bounded, for every process of the engine to be gone; SIGKILL for any left.
  * Then the engine's mounts are undone and its directory removed.
  */
-async function stopEngine(child: ChildProcess, dir: string): Promise<void> {
+async function stopEngine(child: ChildProcess, dir: string, known: Proc[]): Promise<void> {
   const problems: string[] = [];
   if (child.pid !== undefined) {
-    // The engine's processes as they are now: they are known by PID and start
-    // time before anything exits and reparents.
-    const engineProcesses = processTree(child.pid).filter((p) => p.pid !== child.pid);
+    // The engine's processes, by PID and start time, as they were once it
+    // answered and as they are now, before anything exits and reparents.
+    const byPid = new Map([...known, ...processTree(child.pid)].map((p) => [p.pid, p]));
+    byPid.delete(child.pid);
+    const engineProcesses = [...byPid.values()];
     const exited = new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
@@ -173,8 +178,9 @@ async function stopEngine(child: ChildProcess, dir: string): Promise<void> {
       child.kill('SIGKILL');
       await within(exited, 5_000);
     }
-    // Shims and containers started after the snapshot belong to the same sessions.
-    const all = [...engineProcesses, ...sessionMembers(engineProcesses.map((p) => p.pid))];
+    // Shims and containers started after the snapshot belong to the same
+    // sessions (led by containerd, alive or not).
+    const all = [...engineProcesses, ...sessionMembers(engineProcesses.map((p) => p.pid))].filter(alive);
     const leftover = await waitGone(all, 10_000);
     for (const p of leftover) signal(p.pid, 'SIGKILL');
     const stubborn = await waitGone(leftover, 5_000);
