@@ -445,7 +445,7 @@ export class Daemon {
     try {
       this.engine.drainTap(network);
     } catch (error) {
-      if (isErrnoError(error) && error.code === 'EBADFD') this.tapLost(network.vni, tap, 'reading it failed: EBADFD');
+      if (isErrnoError(error) && error.errno === EBADFD) this.tapLost(network.vni, tap, 'reading it failed: EBADFD');
       else this.failIo(`reading ${tap.name}`, error);
     }
   }
@@ -630,7 +630,10 @@ function formatEndpoint(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, value]) => [value, name]));
+/** Linux's "file descriptor in bad state": what a TAP deleted under its descriptor answers. Node has no constant for it. */
+const EBADFD = 77;
+
+const ERRNO_NAMES = new Map<number, string>([[EBADFD, 'EBADFD'], ...Object.entries(constants.errno).map(([name, value]): [number, string] => [value, name])]);
 
 /** 'EPERM' for 1, and so on, for log lines. */
 export function errnoName(errno: number): string {

@@ -678,7 +678,8 @@ export class Engine {
       return;
     }
     const counters = network.counters;
-    if (length > slab.slotSize - HEADROOM) {
+    // Slots may be far larger than a frame (64 KiB with UDP GRO): the frame must fit the TAP too.
+    if (length > slab.slotSize - HEADROOM || length - VXLAN_HEADER_LEN > this.options.maxFrameSize) {
       counters.drops.oversize++;
       return;
     }

@@ -1,8 +1,10 @@
-// The flood rate limit: the token bucket on its own (with a manual clock), and
-// the engine consulting it on the flood branch only, on the plain path and on
-// the TSO path; and the failure episodes the daemon's watch logs.
+// Hardening in the core: the flood rate limit (the token bucket with a manual
+// clock, and the engine consulting it on the flood branch only, on the plain
+// path and on the TSO path, and its configuration), the failure episodes the
+// daemon's watch logs, and datagrams larger than any frame.
 
 import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config';
 import { ManualClock } from '../../src/core/clock';
 import { Engine } from '../../src/core/engine';
 import { EPISODE_ENDED, EPISODE_NONE, EPISODE_STARTED, FailureEpisodes } from '../../src/core/failures';
@@ -195,4 +197,43 @@ describe('FailureEpisodes', () => {
     expect(episodes.update(13, 30)).toBe(EPISODE_STARTED);
     expect(episodes.lost).toBe(1);
   });
+});
+
+describe('the flood rate in the configuration', () => {
+  const network = { vni: 100, bridge: 'br100', peers: ['10.0.1.42'] };
+
+  it('defaults to 2000 frames/s with a burst of one second', () => {
+    const config = parseConfig({ networks: [network] });
+    expect(config.networks[0].floodRate).toBe(2_000);
+    expect(config.networks[0].floodBurst).toBeUndefined();
+  });
+
+  it('takes 0 (no limit) and a burst, and refuses what is not a rate', () => {
+    const config = parseConfig({ networks: [{ ...network, floodRate: 0 }, { ...network, vni: 200, bridge: 'br200', floodRate: 500, floodBurst: 50 }] });
+    expect(config.networks.map((n) => [n.floodRate, n.floodBurst])).toEqual([
+      [0, undefined],
+      [500, 50],
+    ]);
+    expect(() => parseConfig({ networks: [{ ...network, floodRate: -1 }] })).toThrow(ConfigError);
+    expect(() => parseConfig({ networks: [{ ...network, floodRate: 1.5 }] })).toThrow(/networks\[0\]\.floodRate/);
+    expect(() => parseConfig({ networks: [{ ...network, floodBurst: 0 }] })).toThrow(/networks\[0\]\.floodBurst/);
+  });
+});
+
+describe('a datagram larger than the largest frame', () => {
+  for (const socketGro of [false, true]) {
+    it(`is dropped as oversize, not written to the TAP (${socketGro ? 'GRO-sized slots' : 'plain slots'})`, () => {
+      const underlay = new FakeUnderlay();
+      const a = new SimVtep(A, underlay, 100, [B], undefined, { maxFrameSize: 1518, socketGro });
+      const header = Buffer.from([0x08, 0, 0, 0, 0, 0, 100, 0]);
+      const big = Buffer.concat([header, ethernetFrame(BROADCAST, MAC_B, 'x'.repeat(9000), 0x88b5)]);
+      const huge = Buffer.concat([header, ethernetFrame(BROADCAST, MAC_B, 'x'.repeat(65_000), 0x88b5)]);
+      const fits = Buffer.concat([header, ethernetFrame(BROADCAST, MAC_B, 'x'.repeat(1500), 0x88b5)]);
+      for (const datagram of [big, huge, fits]) a.socket.inject(datagram, B);
+      a.receive();
+      expect(a.network.counters.drops.oversize).toBe(2);
+      expect(a.tap.toBridge.map((f) => f.length)).toEqual([1514]);
+      expect(a.engine.counters.rxDatagrams).toBe(3);
+    });
+  }
 });
