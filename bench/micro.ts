@@ -7,8 +7,9 @@
 import Benchmark from 'benchmark';
 import { ManualClock } from '../src/core/clock';
 import { Engine } from '../src/core/engine';
-import { isGroupMac, macHigh, macLow, parseMac } from '../src/core/ethernet';
-import { Fdb, NO_REMOTE } from '../src/core/fdb';
+import { parseMac } from '../src/core/ethernet';
+import { Fdb } from '../src/core/fdb';
+import { egressRemote } from '../src/core/forward';
 import { Network } from '../src/core/network';
 import { RemoteTable } from '../src/core/remotes';
 import { VXLAN_PORT, readVxlanVni, writeVxlanHeader } from '../src/core/vxlan';
@@ -50,16 +51,10 @@ const macs = Array.from({ length: TABLE_SIZE }, (_, i) => mac(i));
 for (let i = 0; i < TABLE_SIZE; i++) fdb.learn(macs[i].high, macs[i].low, i % 4);
 let cursor = 0;
 
-// ---- the forwarding decision, step for step as Engine.encapsulate takes it
+// ---- the forwarding decision, as Engine.encapsulate takes it
 const unicastFrame = frame('02:00:10:00:00:07', '02:00:01:00:00:01', 64);
 const bytes = unicastFrame;
 
-/** -1 for flood, else the remote to send to. */
-function decide(buf: Buffer, offset: number, table: Fdb): number {
-  if (isGroupMac(buf, offset)) return -1;
-  const remote = table.lookup(macHigh(buf, offset), macLow(buf, offset));
-  return remote === NO_REMOTE ? -1 : remote;
-}
 
 // ---- two engines back to back: A encapsulates, B decapsulates
 const A_ADDR = '10.0.1.41';
@@ -141,7 +136,7 @@ suite
     fdb.remove(0x0200, 0xfffffff1);
   })
   .add('decision: unicast to known MAC', () => {
-    sink ^= decide(bytes, 0, fdb);
+    sink ^= egressRemote(bytes, 0, fdb);
   })
   .add(`engine: ${BATCH} frames of ${FRAME_SIZE} B encap+decap`, roundTrip)
   .on('cycle', (event: Benchmark.Event) => {

@@ -584,7 +584,7 @@ async function overlayMtuFor(peers: string[]): Promise<number> {
 function openSocket(bindAddress: string | undefined, config: DaemonConfig): UdpSocket {
   const address = bindAddress ?? '::';
   try {
-    return UdpSocket.bind(address, config.port, config.dontFragment);
+    return UdpSocket.open(address, config.port, config.dontFragment);
   } catch (error) {
     if (isErrnoError(error) && error.code === 'EAFNOSUPPORT' && bindAddress === undefined) {
       return openSocket('0.0.0.0', config);

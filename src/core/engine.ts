@@ -11,21 +11,19 @@
 // fragmentation, or a counted drop (see pmtu.ts).
 
 import { constants } from 'node:os';
-import { ADDR_RECORD_LEN, isMappedIpv4 } from './address';
+import { ADDR_RECORD_LEN } from './address';
 import type { Clock } from './clock';
 import { EngineCounters } from './counters';
-import { ETH_HEADER_LEN, ETH_SRC_OFFSET, isGroupMac, isValidSourceMac, macHigh, macLow } from './ethernet';
+import { ETH_HEADER_LEN, ETH_SRC_OFFSET, isValidSourceMac, macHigh, macLow } from './ethernet';
 import { LEARN_MOVED, LEARN_NEW, LEARN_TABLE_FULL, NO_REMOTE } from './fdb';
+import { egressRemote } from './forward';
 import type { Network } from './network';
 import {
-  IPV4_MIN_MTU,
   TOO_BIG_CARRY,
   TOO_BIG_FRAGMENT,
   TOO_BIG_ICMP4,
   TOO_BIG_ICMP6,
   TOO_BIG_REPLY_MAX,
-  VXLAN_OVERHEAD_IPV4,
-  VXLAN_OVERHEAD_IPV6,
   buildFragmentationNeeded,
   buildPacketTooBig,
   fragmentIpv4,
@@ -48,8 +46,10 @@ import {
   type Segmenter,
 } from './offload';
 import type { DatagramPort } from './ports';
-import { TcpCoalescer, type WriteList } from './coalesce';
-import { NO_PATH_LIMIT, type Remote, type RemoteTable } from './remotes';
+import { FrameOut, GsoQueue, SendQueue, Slab, WriteQueue } from './batches';
+import { TcpCoalescer } from './coalesce';
+import { PathMtus } from './path-mtu';
+import type { RemoteTable } from './remotes';
 import { VXLAN_HEADER_LEN, readVxlanVni, writeVxlanHeader } from './vxlan';
 
 /** Bytes kept free in front of every slot; room for the VXLAN header and more. */
@@ -92,99 +92,6 @@ export interface EngineOptions {
   onPathMtu?: (remote: string, mtu: number) => void;
 }
 
-/** A batch of frames or datagrams in one slab, slot i at i*slotSize + HEADROOM. */
-class Slab {
-  readonly bytes: Buffer;
-  readonly lengths: Uint32Array;
-  readonly records: Buffer;
-  constructor(
-    readonly slots: number,
-    readonly slotSize: number,
-    /** Bytes after the last slot, for frames the engine makes itself (fragments). */
-    readonly scratch = 0,
-  ) {
-    this.bytes = Buffer.alloc(slots * slotSize + scratch);
-    this.lengths = new Uint32Array(slots);
-    this.records = Buffer.alloc(slots * ADDR_RECORD_LEN);
-  }
-}
-
-/** Datagrams waiting for one sendBatch call. */
-class SendQueue {
-  count = 0;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
-  readonly records: Buffer;
-  readonly results: Int32Array;
-  readonly remoteIds: Int32Array;
-  readonly networks: (Network | undefined)[];
-  /** Outer DF per datagram, used with dontFragment 'inherit'. */
-  readonly dontFragment: Uint8Array;
-  constructor(readonly capacity: number) {
-    this.dontFragment = new Uint8Array(capacity);
-    this.offsets = new Uint32Array(capacity);
-    this.lengths = new Uint32Array(capacity);
-    this.records = Buffer.alloc(capacity * ADDR_RECORD_LEN);
-    this.results = new Int32Array(capacity);
-    this.remoteIds = new Int32Array(capacity);
-    this.networks = new Array(capacity).fill(undefined);
-  }
-}
-
-/** Frames waiting for one writeFrames call on a network's TAP. */
-class WriteQueue implements WriteList {
-  count = 0;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
-  readonly results: Int32Array;
-  /** Received frames an entry carries (more than one once coalesced). */
-  readonly frames: Uint32Array;
-  /** Received inner bytes an entry carries. */
-  readonly innerBytes: Uint32Array;
-  /** With offloads: 1 if an entry needs an empty virtio_net_hdr in front, 0 if it has its own. */
-  readonly prependHeader: Uint8Array;
-  /** Listed in Engine.pendingWrites. */
-  pending = false;
-  constructor(readonly capacity: number) {
-    this.offsets = new Uint32Array(capacity);
-    this.lengths = new Uint32Array(capacity);
-    this.results = new Int32Array(capacity);
-    this.frames = new Uint32Array(capacity);
-    this.innerBytes = new Uint32Array(capacity);
-    this.prependHeader = new Uint8Array(capacity);
-  }
-}
-
-/** Frames the engine makes and writes to a TAP itself (ICMP answers), slot i at i*slotSize. */
-class FrameOut {
-  readonly bytes: Buffer;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
-  readonly results: Int32Array;
-  constructor(slots: number, slotSize: number) {
-    this.bytes = Buffer.alloc(slots * slotSize);
-    this.offsets = new Uint32Array(slots);
-    this.lengths = new Uint32Array(slots);
-    this.results = new Int32Array(slots);
-    for (let i = 0; i < slots; i++) this.offsets[i] = i * slotSize;
-  }
-}
-
-/** Trains of segments of one TSO frame, each sent with one UDP GSO call. */
-class GsoQueue extends SendQueue {
-  /** Segments made from the frame, back to back: room for 64 KiB cut into small segments. */
-  readonly bytes = Buffer.alloc(256 * 1024);
-  readonly segmentSizes: Uint32Array;
-  readonly segments: Uint32Array;
-  /** [count, stride, lastLength] of the last segmentTcp call. */
-  readonly shape = new Uint32Array(3);
-  constructor(capacity: number) {
-    super(capacity);
-    this.segmentSizes = new Uint32Array(capacity);
-    this.segments = new Uint32Array(capacity);
-  }
-}
-
 /** Bytes after the receive slots for frames coalesced from them. */
 const COALESCE_SCRATCH = 1024 * 1024;
 
@@ -204,8 +111,7 @@ export class Engine {
   /** Accept datagrams from non-peers and learn them; may change at runtime. */
   learnRemotes: boolean;
   private readonly inheritDf: boolean;
-  /** Remotes whose Remote.mtu is set; while 0 the path check is one comparison. */
-  private limitedRemotes = 0;
+  private readonly pathMtus: PathMtus;
   /** ICMP answers are built here and written to the TAP one at a time. */
   private readonly reply = new FrameOut(1, TOO_BIG_REPLY_MAX);
   private readonly fragmentOffsets = new Uint32Array(MAX_FRAGMENTS);
@@ -220,6 +126,7 @@ export class Engine {
 
   constructor(private readonly options: EngineOptions) {
     this.learnRemotes = options.learnRemotes;
+    this.pathMtus = new PathMtus(options.remotes, options.socket, options.onPathMtu);
     this.inheritDf = options.dontFragment === 'inherit';
     const slotSize = roundUp(HEADROOM + VXLAN_HEADER_LEN + options.maxFrameSize, 256);
     // With TAP offloads a read may return a 64 KiB TCP segment.
@@ -267,7 +174,7 @@ export class Engine {
     for (const network of this.networks.values()) {
       network.counters.fdbAgedOut += network.fdb.ageOut();
     }
-    if (this.limitedRemotes !== 0) this.recheckPathMtus();
+    if (this.pathMtus.anyLimited) this.pathMtus.recheck();
   }
 
   // HOT PATH: frames from a network's TAP to the overlay.
@@ -331,9 +238,9 @@ export class Engine {
       counters.drops.oversize++;
       return;
     }
-    const remoteId = isGroupMac(bytes, frame) ? NO_REMOTE : network.fdb.lookup(macHigh(bytes, frame), macLow(bytes, frame));
+    const remoteId = egressRemote(bytes, frame, network.fdb);
     const packet = length - ETH_HEADER_LEN;
-    if (packet > network.overlayMtu || (this.limitedRemotes !== 0 && packet > this.pathMtu(network, remoteId))) {
+    if (packet > network.overlayMtu || (this.pathMtus.anyLimited && packet > this.pathMtus.of(network, remoteId))) {
       this.tooBig(network, frame, length, remoteId);
       return;
     }
@@ -367,7 +274,7 @@ export class Engine {
       counters.drops.bad_frame++;
       return;
     }
-    const remoteId = isGroupMac(bytes, frame) ? NO_REMOTE : network.fdb.lookup(macHigh(bytes, frame), macLow(bytes, frame));
+    const remoteId = egressRemote(bytes, frame, network.fdb);
     // Segments go out in their own send: whatever was read before them goes first.
     this.flushSends();
     const gso = this.gso;
@@ -376,7 +283,7 @@ export class Engine {
       frame,
       frameLength,
       vnetGsoSize(bytes, start),
-      this.pathMtu(network, remoteId),
+      this.pathMtus.of(network, remoteId),
       network.vxlanHeader,
       gso.bytes,
       0,
@@ -451,9 +358,9 @@ export class Engine {
       const packet = segment - VXLAN_HEADER_LEN - ETH_HEADER_LEN;
       // EMSGSIZE, or EINVAL for a GSO segment larger than the path: the kernel knows a smaller
       // path MTU (as in flushSends); learn it, and the next segments fit.
-      if (errno === EMSGSIZE || (errno === EINVAL && this.exceedsKernelPath(gso.remoteIds[k], packet))) {
+      if (errno === EMSGSIZE || (errno === EINVAL && this.pathMtus.exceedsKernelPath(gso.remoteIds[k], packet))) {
         network.counters.drops.path_mtu += gso.segments[k];
-        this.lowerPathMtu(gso.remoteIds[k], packet);
+        this.pathMtus.lower(gso.remoteIds[k], packet);
         continue;
       }
       network.counters.drops.socket_send += gso.segments[k];
@@ -499,7 +406,7 @@ export class Engine {
   private tooBig(network: Network, frame: number, length: number, remoteId: number): void {
     const bytes = this.fromTaps.bytes;
     const counters = network.counters;
-    const mtu = this.pathMtu(network, remoteId);
+    const mtu = this.pathMtus.of(network, remoteId);
     switch (oversizeAction(bytes, frame, length, mtu)) {
       case TOO_BIG_ICMP4:
         this.answer(network, buildFragmentationNeeded(bytes, frame, length, mtu, this.reply.bytes, 0));
@@ -548,71 +455,6 @@ export class Engine {
     counters.icmpTooBig++;
   }
 
-  /** Largest inner packet that fits the path to remoteId, or to every peer if NO_REMOTE. */
-  private pathMtu(network: Network, remoteId: number): number {
-    let mtu = network.overlayMtu;
-    if (this.limitedRemotes === 0) return mtu;
-    const remotes = this.options.remotes;
-    if (remoteId !== NO_REMOTE) {
-      const remote = remotes.get(remoteId);
-      return remote !== undefined && remote.mtu < mtu ? remote.mtu : mtu;
-    }
-    const peers = network.peers;
-    for (let p = 0; p < peers.length; p++) {
-      const remote = remotes.get(peers[p]);
-      if (remote !== undefined && remote.mtu < mtu) mtu = remote.mtu;
-    }
-    return mtu;
-  }
-
-  /**
-   * A send to remoteId failed with EMSGSIZE: the kernel knows a smaller path
-   * MTU (outer DF set, and an ICMP "too big" came back from the underlay, or
-   * the route's MTU is smaller). Ask it, and lower the remote's MTU so that
-   * frames that large get an answer or are fragmented from now on.
-   */
-  private lowerPathMtu(remoteId: number, packet: number): void {
-    const remote = this.options.remotes.get(remoteId);
-    if (remote === undefined || packet > remote.mtu) return; // already known
-    let mtu = this.kernelPathMtu(remote);
-    // The kernel's answer should explain the failure; if it cannot, go below what failed.
-    if (mtu <= 0 || mtu >= packet) mtu = packet - 8;
-    mtu = Math.max(mtu, IPV4_MIN_MTU);
-    if (remote.mtu === NO_PATH_LIMIT) this.limitedRemotes++;
-    remote.mtu = mtu;
-    this.options.onPathMtu?.(remote.address, mtu);
-  }
-
-  /** Path MTUs come back up when the kernel's do (its learned values expire after 10 minutes). */
-  private recheckPathMtus(): void {
-    let limited = 0;
-    for (const remote of this.options.remotes.all()) {
-      if (remote.mtu === NO_PATH_LIMIT) continue;
-      const mtu = this.kernelPathMtu(remote);
-      if (mtu > remote.mtu) {
-        remote.mtu = mtu;
-        this.options.onPathMtu?.(remote.address, mtu);
-      }
-      limited++;
-    }
-    this.limitedRemotes = limited;
-  }
-
-  private exceedsKernelPath(remoteId: number, packet: number): boolean {
-    const remote = this.options.remotes.get(remoteId);
-    if (remote === undefined) return false;
-    const mtu = this.kernelPathMtu(remote);
-    return mtu > 0 && packet > mtu;
-  }
-
-  /** The kernel's path MTU to the remote as an inner packet size; 0 if unknown. */
-  private kernelPathMtu(remote: Remote): number {
-    const socket = this.options.socket;
-    const outer = socket.pathMtu === undefined ? 0 : socket.pathMtu(remote.record, 0);
-    if (outer <= 0) return 0;
-    return outer - (isMappedIpv4(remote.record, 0) ? VXLAN_OVERHEAD_IPV4 : VXLAN_OVERHEAD_IPV6);
-  }
-
   private queueSend(network: Network, offset: number, length: number, remoteId: number, dontFragment: number): void {
     const queue = this.sendQueue;
     if (queue.count === queue.capacity) this.flushSends();
@@ -645,7 +487,7 @@ export class Engine {
       const errno = queue.results[k];
       if (errno === EMSGSIZE) {
         network.counters.drops.path_mtu++;
-        this.lowerPathMtu(queue.remoteIds[k], queue.lengths[k] - VXLAN_HEADER_LEN - ETH_HEADER_LEN);
+        this.pathMtus.lower(queue.remoteIds[k], queue.lengths[k] - VXLAN_HEADER_LEN - ETH_HEADER_LEN);
         continue;
       }
       if (errno !== 0) {

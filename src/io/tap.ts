@@ -1,21 +1,22 @@
 // The TAP device: a FramePort over the native addon, woken by the event loop.
 
 import type { FramePort } from '../core/ports';
-import { native, type NativePoller } from './native';
+import { native } from './native';
+import { PolledDescriptor } from './polled';
 
-export class TapDevice implements FramePort {
-  private poller: NativePoller | undefined;
-  private closed = false;
+export class TapDevice extends PolledDescriptor implements FramePort {
 
   /** Why the kernel refused TSO, if it did (the TAP then works without it). */
   offloadError: string | undefined;
 
   private constructor(
-    readonly fd: number,
+    fd: number,
     readonly name: string,
     /** Frames carry a virtio_net_hdr (see core/offload.ts). */
     readonly vnetHeader: boolean,
-  ) {}
+  ) {
+    super(fd);
+  }
 
   /**
    * Opens /dev/net/tun as a TAP without packet info. '' lets the kernel name
@@ -42,25 +43,5 @@ export class TapDevice implements FramePort {
 
   writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, prependHeader?: Uint8Array): number {
     return native().writeFrames(this.fd, slab, offsets, lengths, count, results, this.vnetHeader ? (prependHeader ?? true) : false);
-  }
-
-  /** Calls onReadable whenever frames wait; errno is non-zero if polling failed, and polling then stops. */
-  watch(onReadable: (errno: number) => void): void {
-    // A poller that reports an error is stopped: libuv's keeps firing otherwise (or has
-    // stopped itself, unseen), and the owner decides what the error means.
-    const poller = new (native().Poller)(this.fd, (errno) => {
-      if (errno !== 0) poller.stop();
-      onReadable(errno);
-    });
-    this.poller = poller;
-    poller.start();
-  }
-
-  /** Stops watching and closes the descriptor; the kernel then deletes the TAP. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.poller?.close();
-    native().closeFd(this.fd);
   }
 }

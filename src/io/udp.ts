@@ -2,22 +2,23 @@
 
 import { ADDR_RECORD_LEN, addressRecord, recordAddress, recordPort } from '../core/address';
 import type { DatagramPort } from '../core/ports';
-import { native, type NativePoller } from './native';
+import { native } from './native';
+import { PolledDescriptor } from './polled';
 
 /** Socket buffers large enough to ride out a burst of a few thousand frames. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
-export class UdpSocket implements DatagramPort {
-  private poller: NativePoller | undefined;
-  private closed = false;
+export class UdpSocket extends PolledDescriptor implements DatagramPort {
 
-  private constructor(readonly fd: number) {}
+  private constructor(fd: number) {
+    super(fd);
+  }
 
   /**
    * Binds address:port. '::' serves IPv4 and IPv6 on one socket; an IPv4
    * address gives an IPv4-only socket.
    */
-  static bind(address: string, port: number, dontFragment: boolean | 'inherit'): UdpSocket {
+  static open(address: string, port: number, dontFragment: boolean | 'inherit'): UdpSocket {
     const record = addressRecord(address, port);
     // 'inherit' opens with DF clear; the engine then chooses per datagram (sendBatch).
     const fd = native().udpOpen(record, false, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES, dontFragment === true);
@@ -74,24 +75,5 @@ export class UdpSocket implements DatagramPort {
     } catch {
       return 0;
     }
-  }
-
-  /** Calls onReadable whenever datagrams wait; errno is non-zero if polling failed, and polling then stops. */
-  watch(onReadable: (errno: number) => void): void {
-    // A poller that reports an error is stopped: libuv's keeps firing otherwise (or has
-    // stopped itself, unseen), and the owner decides what the error means.
-    const poller = new (native().Poller)(this.fd, (errno) => {
-      if (errno !== 0) poller.stop();
-      onReadable(errno);
-    });
-    this.poller = poller;
-    poller.start();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.poller?.close();
-    native().closeFd(this.fd);
   }
 }

@@ -65,8 +65,8 @@ describe('TAP device', () => {
 
 describe('batched UDP', () => {
   it('sends a batch with sendmmsg and receives it with recvmmsg, with sender addresses', () => {
-    const receiver = UdpSocket.bind('127.0.0.1', 0, false);
-    const sender = UdpSocket.bind('127.0.0.1', 0, false);
+    const receiver = UdpSocket.open('127.0.0.1', 0, false);
+    const sender = UdpSocket.open('127.0.0.1', 0, false);
     opened.push(receiver, sender);
     const to = receiver.localAddress();
     const from = sender.localAddress();
@@ -101,8 +101,8 @@ describe('batched UDP', () => {
   });
 
   it('reports a datagram larger than its slot so it can be counted as oversize', () => {
-    const receiver = UdpSocket.bind('127.0.0.1', 0, false);
-    const sender = UdpSocket.bind('127.0.0.1', 0, false);
+    const receiver = UdpSocket.open('127.0.0.1', 0, false);
+    const sender = UdpSocket.open('127.0.0.1', 0, false);
     opened.push(receiver, sender);
     const to = receiver.localAddress();
     const results = new Int32Array(1);
@@ -113,8 +113,8 @@ describe('batched UDP', () => {
   });
 
   it('puts the errno of a failed datagram in its result and sends the rest', () => {
-    const receiver = UdpSocket.bind('127.0.0.1', 0, false);
-    const sender = UdpSocket.bind('127.0.0.1', 0, false);
+    const receiver = UdpSocket.open('127.0.0.1', 0, false);
+    const sender = UdpSocket.open('127.0.0.1', 0, false);
     opened.push(receiver, sender);
     const to = receiver.localAddress();
     const records = Buffer.alloc(3 * ADDR_RECORD_LEN);
@@ -130,11 +130,11 @@ describe('batched UDP', () => {
   });
 
   it('fails to bind a port in use with EADDRINUSE', () => {
-    const first = UdpSocket.bind('127.0.0.1', 0, false);
+    const first = UdpSocket.open('127.0.0.1', 0, false);
     opened.push(first);
     let error: unknown;
     try {
-      opened.push(UdpSocket.bind('127.0.0.1', first.localAddress().port, false));
+      opened.push(UdpSocket.open('127.0.0.1', first.localAddress().port, false));
     } catch (e) {
       error = e;
     }

@@ -25,8 +25,9 @@ import {
   oversizeAction,
   wantsOuterDf,
 } from '../../src/core/pmtu';
-import type { DatagramPort, FramePort } from '../../src/core/ports';
+import type { DatagramPort } from '../../src/core/ports';
 import { NO_PATH_LIMIT, RemoteTable } from '../../src/core/remotes';
+import { FakeTap } from '../helpers/sim';
 
 // ------------------------------------------------------------------ packet builders
 
@@ -488,27 +489,6 @@ const EMSGSIZE = constants.errno.EMSGSIZE;
 const PEER_1 = '10.0.1.42';
 const PEER_2 = '10.0.1.43';
 
-class Tap implements FramePort {
-  readonly fromBridge: Buffer[] = [];
-  readonly toBridge: Buffer[] = [];
-  readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number {
-    let n = 0;
-    while (n < max && this.fromBridge.length > 0) {
-      const frame = this.fromBridge.shift() as Buffer;
-      frame.copy(slab, n * slotSize + headroom);
-      lengths[n++] = frame.length;
-    }
-    return n;
-  }
-  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array): number {
-    for (let i = 0; i < count; i++) {
-      this.toBridge.push(Buffer.from(slab.subarray(offsets[i], offsets[i] + lengths[i])));
-      results[i] = 0;
-    }
-    return count;
-  }
-}
-
 /** An underlay socket that records what is sent, and can refuse datagrams over a size. */
 class Socket implements DatagramPort {
   readonly sent: { to: string; bytes: Buffer; dontFragment?: number }[] = [];
@@ -557,7 +537,7 @@ class Socket implements DatagramPort {
 function makeEngine(options: { dontFragment?: boolean | 'inherit'; peers?: string[] } = {}) {
   const clock = new ManualClock();
   const socket = new Socket();
-  const tap = new Tap();
+  const tap = new FakeTap();
   const remotes = new RemoteTable(4789);
   const pathMtus: [string, number][] = [];
   const engine = new Engine({
