@@ -15,6 +15,7 @@ import { waitForPing } from '../src/lab/checks';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../src/lab/process';
 import { runCommand, stopProcess, Topology } from '../src/lab/topology';
 import { median, tcpThroughput } from './measure';
+import { RESULTS_DIR, UsageError, helpRequested, numberOption } from './options';
 
 const VNI = 100;
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
@@ -36,8 +37,6 @@ const USAGE = `usage: npm run bench:metrics -- [options]
   --underlay-mtu M     MTU of the veth underlay (default 1500); the containers get M-50
   --out DIR            where to write the JSON report (default bench/results)`;
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -46,19 +45,12 @@ function parseOptions(argv: string[]): Options {
       seconds: { type: 'string', default: '5' },
       'scrape-interval': { type: 'string', default: '1' },
       'underlay-mtu': { type: 'string', default: '1500' },
-      out: { type: 'string', default: path.resolve(__dirname, '..', '..', 'bench', 'results') },
+      out: { type: 'string', default: RESULTS_DIR },
       help: { type: 'boolean', default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const number = (name: string, text: string, min: number, max: number): number => {
-    const n = Number(text);
-    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} ${text}: expected a number from ${min} to ${max}`);
-    return n;
-  };
+  helpRequested(values.help, USAGE);
+  const number = numberOption;
   return {
     runs: Math.floor(number('runs', values.runs as string, 3, 100)),
     seconds: number('seconds', values.seconds as string, 1, 120),

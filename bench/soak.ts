@@ -20,6 +20,7 @@ import { tcpTransfer, waitForPing } from '../src/lab/checks';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../src/lab/process';
 import { runCommand, stopProcess, Topology, type Container } from '../src/lab/topology';
 import { memory, parseTcp, runTracked } from './measure';
+import { RESULTS_DIR, UsageError, helpRequested, numberOption } from './options';
 
 const VNI = 100;
 
@@ -43,8 +44,6 @@ const USAGE = `usage: npm run soak -- [options]
   --transfer-mb N     size of each checked TCP transfer at the start and the end (default 32)
   --out DIR           where to write the JSON report (default bench/results)`;
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -55,19 +54,12 @@ function parseOptions(argv: string[]): Options {
       'fd-bound': { type: 'string', default: '4' },
       'iperf-seconds': { type: 'string', default: '30' },
       'transfer-mb': { type: 'string', default: '32' },
-      out: { type: 'string', default: path.resolve(__dirname, '..', '..', 'bench', 'results') },
+      out: { type: 'string', default: RESULTS_DIR },
       help: { type: 'boolean', default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const number = (name: string, text: string, min: number, max: number): number => {
-    const n = Number(text);
-    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} ${text}: expected a number from ${min} to ${max}`);
-    return n;
-  };
+  helpRequested(values.help, USAGE);
+  const number = numberOption;
   return {
     minutes: number('minutes', values.minutes as string, 1, 24 * 60),
     interval: number('interval', values.interval as string, 1, 600),

@@ -20,6 +20,7 @@ import { ratioChart } from './chart';
 import { cpuSeconds, memory, pingLatency, sampleEvery, tcpThroughput, udpRate, type Memory } from './measure';
 import { chartBars, formatTable, summarise, type Sample } from './report';
 import { kernelVariant, tsvtepVariant, VXLAN_OVERHEAD, type Variant } from './variants';
+import { RESULTS_DIR, UsageError, helpRequested, numberOption } from './options';
 
 interface Options {
   runs: number;
@@ -58,20 +59,13 @@ function parseOptions(argv: string[]): Options {
         'udp-rate': { type: 'string', default: '10G' },
         'transfer-mb': { type: 'string', default: '16' },
         'tsvtep-arg': { type: 'string', multiple: true, default: [] },
-        out: { type: 'string', default: path.resolve(__dirname, '..', '..', 'bench', 'results') },
+        out: { type: 'string', default: RESULTS_DIR },
         help: { type: 'boolean', default: false },
       },
     }),
   );
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const number = (name: string, text: string, min: number, max: number): number => {
-    const n = Number(text);
-    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} ${text}: expected a number from ${min} to ${max}`);
-    return n;
-  };
+  helpRequested(values.help, USAGE);
+  const number = numberOption;
   return {
     runs: Math.floor(number('runs', values.runs as string, 1, 100)),
     seconds: number('seconds', values.seconds as string, 1, 120),
@@ -84,8 +78,6 @@ function parseOptions(argv: string[]): Options {
     out: values.out as string,
   };
 }
-
-class UsageError extends Error {}
 
 /** Runs parse, turning what it throws into a usage error (exit 2). */
 function usage<T>(parse: () => T): T {
