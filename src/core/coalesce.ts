@@ -165,11 +165,11 @@ export class TcpCoalescer {
   private merge(buf: Buffer, offsets: Uint32Array, lengths: Uint32Array, first: number, end: number, payload: number, out: number): void {
     const h = this.head;
     const frame = out + VNET_HDR_LEN;
-    buf.copy(buf, frame, offsets[first], offsets[first] + lengths[first]);
+    buf.copyWithin(frame, offsets[first], offsets[first] + lengths[first]);
     let cursor = frame + lengths[first];
     let lastFlags = h.flags;
     for (let k = first + 1; k < end; k++) {
-      buf.copy(buf, cursor, offsets[k] + h.headers, offsets[k] + lengths[k]);
+      buf.copyWithin(cursor, offsets[k] + h.headers, offsets[k] + lengths[k]);
       cursor += lengths[k] - h.headers;
       lastFlags = buf[offsets[k] + h.l4 + 13];
     }

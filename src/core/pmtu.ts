@@ -19,6 +19,7 @@
 import { finishChecksum, internetChecksum, ipv6PseudoHeaderSum, sumWords } from './checksum';
 import { ETH_HEADER_LEN, isGroupMac } from './ethernet';
 import { VXLAN_HEADER_LEN } from './vxlan';
+import { copyBytes } from './bytes';
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_IPV6 = 0x86dd;
@@ -137,8 +138,8 @@ export function buildFragmentationNeeded(buf: Buffer, frame: number, length: num
   out[q + 8] = REPLY_TTL;
   out[q + 9] = PROTO_ICMP;
   out.writeUInt16BE(0, q + 10);
-  buf.copy(out, q + 12, ip + 16, ip + 20); // from the packet's destination
-  buf.copy(out, q + 16, ip + 12, ip + 16); // to its source
+  copyBytes(buf, ip + 16, ip + 20, out, q + 12); // from the packet's destination
+  copyBytes(buf, ip + 12, ip + 16, out, q + 16); // to its source
   out.writeUInt16BE(internetChecksum(out, q, IPV4_HEADER_LEN), q + 10);
 
   const icmp = q + IPV4_HEADER_LEN;
@@ -147,7 +148,7 @@ export function buildFragmentationNeeded(buf: Buffer, frame: number, length: num
   out.writeUInt16BE(0, icmp + 2);
   out.writeUInt16BE(0, icmp + 4);
   out.writeUInt16BE(packetMtu, icmp + 6); // next-hop MTU (RFC 1191)
-  buf.copy(out, icmp + ICMP_HEADER_LEN, ip, ip + quoted);
+  copyBytes(buf, ip, ip + quoted, out, icmp + ICMP_HEADER_LEN);
   out.writeUInt16BE(internetChecksum(out, icmp, ICMP_HEADER_LEN + quoted), icmp + 2);
   return l3 + IPV4_HEADER_LEN + ICMP_HEADER_LEN + quoted;
 }
@@ -177,15 +178,15 @@ export function buildPacketTooBig(buf: Buffer, frame: number, length: number, mt
   out.writeUInt16BE(icmpLength, q + 4);
   out[q + 6] = PROTO_ICMPV6;
   out[q + 7] = REPLY_TTL;
-  buf.copy(out, q + 8, ip + 24, ip + 40); // from the packet's destination
-  buf.copy(out, q + 24, ip + 8, ip + 24); // to its source
+  copyBytes(buf, ip + 24, ip + 40, out, q + 8); // from the packet's destination
+  copyBytes(buf, ip + 8, ip + 24, out, q + 24); // to its source
 
   const icmp = q + IPV6_HEADER_LEN;
   out[icmp] = 2; // packet too big
   out[icmp + 1] = 0;
   out.writeUInt16BE(0, icmp + 2);
   out.writeUInt32BE(packetMtu, icmp + 4);
-  buf.copy(out, icmp + ICMP_HEADER_LEN, ip, ip + quoted);
+  copyBytes(buf, ip, ip + quoted, out, icmp + ICMP_HEADER_LEN);
   const sum = sumWords(out, icmp, icmpLength, ipv6PseudoHeaderSum(out, q, icmpLength, PROTO_ICMPV6));
   out.writeUInt16BE(finishChecksum(sum), icmp + 2);
   return l3 + IPV6_HEADER_LEN + icmpLength;
@@ -243,7 +244,7 @@ export function fragmentIpv4(
     const at = cursor + headroom;
     const fragmentLength = l3 + ihl + chunk;
     if (at + fragmentLength > end) return 0;
-    buf.copy(out, at, frame, ip + ihl); // Ethernet header, VLAN tag, IPv4 header with options
+    copyBytes(buf, frame, ip + ihl, out, at); // Ethernet header, VLAN tag, IPv4 header with options
     const q = at + l3;
     if (i > 0) nopUncopiedOptions(out, q, ihl);
     out.writeUInt16BE(ihl + chunk, q + 2);
@@ -252,7 +253,7 @@ export function fragmentIpv4(
     out.writeUInt16BE(0, q + 10);
     out.writeUInt16BE(internetChecksum(out, q, ihl), q + 10);
     const from = ip + ihl + i * perFragment;
-    buf.copy(out, q + ihl, from, from + chunk);
+    copyBytes(buf, from, from + chunk, out, q + ihl);
     offsets[i] = at;
     lengths[i] = fragmentLength;
     cursor = at + fragmentLength + ((8 - (fragmentLength & 7)) & 7);
@@ -319,9 +320,9 @@ function ipv6PacketLength(buf: Buffer, ip: number, available: number): number {
 
 /** The answer goes to the sender's MAC, from the MAC it sent to, with the same tag and ethertype. */
 function writeReplyEthernet(buf: Buffer, frame: number, l3: number, out: Buffer, at: number): void {
-  buf.copy(out, at, frame + 6, frame + 12);
-  buf.copy(out, at + 6, frame, frame + 6);
-  buf.copy(out, at + 12, frame + 12, frame + l3);
+  copyBytes(buf, frame + 6, frame + 12, out, at);
+  copyBytes(buf, frame, frame + 6, out, at + 6);
+  copyBytes(buf, frame + 12, frame + l3, out, at + 12);
 }
 
 function canAnswerIpv4(buf: Buffer, frame: number, ip: number, ihl: number, available: number): boolean {
