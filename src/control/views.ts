@@ -48,8 +48,15 @@ export function statusText(result: NetworksReply): string {
     rows.push([String(n.vni), n.tap, n.bridge, String(n.tapMtu), String(n.overlayMtu), n.peers.join(','), `${n.fdbEntries}/${n.fdbLimit}`,
       String(n.counters.rxFrames), String(n.counters.txFrames), String(n.counters.floodedFrames), String(drops)]);
   }
+  // Drops by reason, only those that happened: the column above is their sum.
+  const reasons = result.networks
+    .map((n) => {
+      const nonzero = Object.entries(n.counters.drops).filter(([, count]) => count > 0);
+      return nonzero.length ? `VNI ${n.vni} drops: ${nonzero.map(([reason, count]) => `${reason} ${count}`).join(', ')}\n` : '';
+    })
+    .join('');
   const engine = `bad headers ${result.engine.badHeader ?? 0}, unknown VNI ${result.engine.unknownVni ?? 0}\n`;
-  return table(rows) + engine;
+  return table(rows) + reasons + engine;
 }
 
 /** `tsvtep peers`: one row per remote. */

@@ -483,12 +483,7 @@ async function vtepReport(topology: Topology, host: HostState): Promise<string> 
       controlRequest(endpoint, 'GET', '/fdb') as Promise<{ entries: FdbView[] }>,
       controlRequest(endpoint, 'GET', '/peers') as Promise<{ peers: PeerView[] }>,
     ]);
-    const drops = networks.networks
-      .map((n) => [n.vni, Object.entries(n.counters.drops).filter(([, count]) => count > 0)] as const)
-      .filter(([, reasons]) => reasons.length > 0)
-      .map(([vni, reasons]) => `VNI ${vni} drops: ${reasons.map(([reason, count]) => `${reason} ${count}`).join(', ')}\n`)
-      .join('');
-    const text = `${statusText(networks)}${drops}\n${peersText(peers.peers)}\n${fdbText(fdb.entries, networks.networks)}`;
+    const text = `${statusText(networks)}\n${peersText(peers.peers)}\n${fdbText(fdb.entries, networks.networks)}`;
     return `  ${host.ns} (tsvtep pid ${host.pid})\n${indent(text, '    ')}`;
   } catch (error) {
     return `  ${host.ns}: cannot read its FDB and counters: ${(error as Error).message}\n`;
