@@ -41,6 +41,7 @@ interface DaemonOptions {
   df?: 'set' | 'unset' | 'inherit';
   learnRemotes?: boolean;
   offload?: boolean;
+  sourcePorts?: number;
   logLevel?: string;
   control?: string;
   metrics?: string;
@@ -86,6 +87,11 @@ function buildProgram(): Command {
     .addOption(new Option('--df <mode>', 'DF bit on outer IPv4 packets (inherit: copy the inner IPv4 DF bit)').choices(['set', 'unset', 'inherit']))
     .option('--learn-remotes', 'accept VXLAN from any address, not only peers, and learn it (as the kernel does)')
     .option('--no-offload', 'no TAP offloads (TSO) and no UDP GSO: frame by frame, for comparison')
+    .addOption(
+      new Option('--source-ports <n>', 'send from n random UDP ports chosen per inner flow, for ECMP (default 8; 1: from --port)').argParser(
+        numberOption('--source-ports'),
+      ),
+    )
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
@@ -104,6 +110,7 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     dontFragment: options.df === undefined ? undefined : options.df === 'inherit' ? 'inherit' : options.df === 'set',
     learnRemotes: options.learnRemotes,
     offload: options.offload === false ? false : undefined,
+    sourcePorts: options.sourcePorts,
     logLevel: options.logLevel,
     control: options.control,
     metrics: options.metrics,
@@ -158,6 +165,7 @@ function flagName(path: PropertyKey[]): string {
     mtu: '--mtu',
     ageingSeconds: '--ageing',
     maxAddresses: '--max-addresses',
+    sourcePorts: '--source-ports',
     floodRate: '--flood-rate',
     floodBurst: '--flood-burst',
     networks: '--vni',

@@ -71,6 +71,13 @@ export const configSchema = z
     learnRemotes: z.boolean().default(false),
     /** TAP offloads (TSO, checksum) with UDP GSO; off sends frame by frame. */
     offload: z.boolean().default(true),
+    /** Sockets on random high ports to send from, for flow entropy (RFC 7348 section 5); 1: send from port. */
+    sourcePorts: z
+      .number()
+      .int({ message: 'must be a whole number' })
+      .min(1, { message: 'must be between 1 and 64' })
+      .max(64, { message: 'must be between 1 and 64' })
+      .default(8),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** Control socket path, or 127.0.0.1:PORT / [::1]:PORT; default: one per network namespace and port. */
     control: z.string().min(1).optional(),

@@ -32,6 +32,7 @@ import { isErrnoError, native } from './io/native';
 import { OvsError, ovsPortMtus, ovsUserspaceDatapath } from './io/ovs';
 import { nativeSegmenter } from './io/segmenter';
 import { TapDevice } from './io/tap';
+import { SourcePortPool } from './io/source-ports';
 import { UdpSocket } from './io/udp';
 import { LinkWatch, type WatchedNetwork } from './io/watch';
 
@@ -80,6 +81,8 @@ interface RunningNetwork {
 export class Daemon {
   private readonly running = new Map<number, RunningNetwork>();
   private socket: UdpSocket | undefined;
+  /** The sockets datagrams leave from, when they are not the main socket. */
+  private senders: SourcePortPool | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
   /** Checks TAPs, bridges and failing I/O every few seconds (see io/watch.ts). */
   private linkWatch: LinkWatch | undefined;
@@ -97,16 +100,18 @@ export class Daemon {
     config: DaemonConfig,
     private readonly log: Logger,
     socket: UdpSocket,
+    senders: SourcePortPool | undefined,
     private readonly maxFrameSize: number,
     private readonly clock: Clock,
   ) {
     this.applied = { ...config, networks: [] };
     this.socket = socket;
+    this.senders = senders;
     this.remotes = new RemoteTable(config.port);
     const groRefused = config.offload ? socket.enableGro() : 'offloads off';
     if (config.offload && groRefused) log.warn(`UDP GRO refused (${groRefused}): datagrams come one by one`);
     this.engine = new Engine({
-      socket,
+      socket: senders ?? socket,
       remotes: this.remotes,
       clock,
       batchSize: BATCH_SIZE,
@@ -134,7 +139,14 @@ export class Daemon {
 
     const bindAddress = config.local ?? (config.dev ? await underlayAddress(config.dev) : undefined);
     const socket = openSocket(bindAddress, config);
-    const daemon = new Daemon(config, log, socket, maxFrameSize, clock);
+    let senders: SourcePortPool | undefined;
+    try {
+      senders = config.sourcePorts > 1 ? SourcePortPool.open(socket, socket.localAddress().address, config.sourcePorts, config.dontFragment) : undefined;
+    } catch (error) {
+      socket.close();
+      throw new StartupError(`cannot open the sockets to send from: ${(error as Error).message} (--source-ports 1 sends from port ${config.port})`);
+    }
+    const daemon = new Daemon(config, log, socket, senders, maxFrameSize, clock);
     try {
       for (const network of config.networks) await daemon.addNetwork(network);
     } catch (error) {
@@ -146,7 +158,11 @@ export class Daemon {
     daemon.housekeeping.unref();
     daemon.startLinkWatch();
     const local = socket.localAddress();
-    log.info({ address: local.address, port: local.port }, `listening on UDP ${formatEndpoint(local.address, local.port)}`);
+    const sourcePorts = senders ? senders.sourcePorts() : [local.port];
+    log.info(
+      { address: local.address, port: local.port, sourcePorts },
+      `listening on UDP ${formatEndpoint(local.address, local.port)}; sending from port${sourcePorts.length > 1 ? 's' : ''} ${sourcePorts.join(', ')}${senders ? ', one per inner flow' : ''}`,
+    );
     return daemon;
   }
 
@@ -269,7 +285,7 @@ export class Daemon {
   async reload(next: DaemonConfig): Promise<string[]> {
     const changes: string[] = [];
     const previous = this.applied;
-    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control', 'metrics', 'offload'] as const) {
+    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control', 'metrics', 'offload', 'sourcePorts'] as const) {
       if (JSON.stringify(previous[key]) !== JSON.stringify(next[key])) {
         this.log.warn({ setting: key }, `${key} changed in the file; that takes a restart, keeping the running value`);
       }
@@ -282,7 +298,7 @@ export class Daemon {
       this.log.level = next.logLevel;
       changes.push(`logLevel ${next.logLevel}`);
     }
-    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, metrics: previous.metrics, offload: previous.offload, networks: previous.networks };
+    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, metrics: previous.metrics, offload: previous.offload, sourcePorts: previous.sourcePorts, networks: previous.networks };
 
     const wanted = new Map(next.networks.map((n) => [n.vni, n]));
     for (const old of previous.networks) {
@@ -324,6 +340,8 @@ export class Daemon {
     this.running.clear();
     this.socket?.close();
     this.socket = undefined;
+    this.senders?.close();
+    this.senders = undefined;
   }
 
   /** FDB entries of one VNI or all, for display. */

@@ -18,10 +18,10 @@ export class UdpSocket extends PolledDescriptor implements DatagramPort {
    * Binds address:port. '::' serves IPv4 and IPv6 on one socket; an IPv4
    * address gives an IPv4-only socket.
    */
-  static open(address: string, port: number, dontFragment: boolean | 'inherit'): UdpSocket {
+  static open(address: string, port: number, dontFragment: boolean | 'inherit', receiveBuffer = SOCKET_BUFFER_BYTES): UdpSocket {
     const record = addressRecord(address, port);
     // 'inherit' opens with DF clear; the engine then chooses per datagram (sendBatch).
-    const fd = native().udpOpen(record, false, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES, dontFragment === true);
+    const fd = native().udpOpen(record, false, receiveBuffer, SOCKET_BUFFER_BYTES, dontFragment === true);
     return new UdpSocket(fd);
   }
 
