@@ -15,7 +15,7 @@ import { waitForPing } from '../src/lab/checks';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../src/lab/process';
 import { runCommand, stopProcess, Topology } from '../src/lab/topology';
 import { median, tcpThroughput } from './measure';
-import { RESULTS_DIR, UsageError, helpRequested, numberOption } from './options';
+import { RESULTS_DIR, helpRequested, numberOption, runBenchmark } from './options';
 
 const VNI = 100;
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
@@ -88,7 +88,6 @@ interface Run {
 
 let topology: Topology | undefined;
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -210,19 +209,4 @@ async function main(): Promise<void> {
   console.log(`wrote ${path.relative(process.cwd(), jsonPath)}`);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`\n${signal}: removing the benchmark's namespaces and processes`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main()
-  .catch((error: unknown) => {
-    if (interrupted) return;
-    process.exitCode = error instanceof UsageError ? 2 : 1;
-    console.error(`\nbenchmark FAILED: ${error instanceof Error ? error.message : String(error)}`);
-    if (error instanceof UsageError) console.error(USAGE);
-  })
-  .finally(() => cleanup());
+runBenchmark('benchmark', USAGE, main, cleanup);

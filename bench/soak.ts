@@ -20,7 +20,7 @@ import { tcpTransfer, waitForPing } from '../src/lab/checks';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../src/lab/process';
 import { runCommand, stopProcess, Topology, type Container } from '../src/lab/topology';
 import { memory, parseTcp, runTracked } from './measure';
-import { RESULTS_DIR, UsageError, helpRequested, numberOption } from './options';
+import { RESULTS_DIR, helpRequested, numberOption, runBenchmark } from './options';
 
 const VNI = 100;
 
@@ -89,7 +89,6 @@ interface TransferCheck {
 
 let topology: Topology | undefined;
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -279,19 +278,4 @@ async function main(): Promise<void> {
   console.log('soak passed');
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`\n${signal}: removing the soak test's namespaces and processes`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main()
-  .catch((error: unknown) => {
-    if (interrupted) return;
-    process.exitCode = error instanceof UsageError ? 2 : 1;
-    console.error(`\nsoak FAILED: ${error instanceof Error ? error.message : String(error)}`);
-    if (error instanceof UsageError) console.error(USAGE);
-  })
-  .finally(() => cleanup());
+runBenchmark('soak test', USAGE, main, cleanup);

@@ -20,7 +20,7 @@ import { ratioChart } from './chart';
 import { cpuSeconds, memory, pingLatency, sampleEvery, tcpThroughput, udpRate, type Memory } from './measure';
 import { chartBars, formatTable, summarise, type Sample } from './report';
 import { kernelVariant, tsvtepVariant, VXLAN_OVERHEAD, type Variant } from './variants';
-import { RESULTS_DIR, UsageError, helpRequested, numberOption } from './options';
+import { RESULTS_DIR, UsageError, helpRequested, numberOption, runBenchmark } from './options';
 
 interface Options {
   runs: number;
@@ -91,7 +91,6 @@ function usage<T>(parse: () => T): T {
 /** Everything made, so that any way out removes it. */
 const created: Topology[] = [];
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -310,26 +309,4 @@ function describe(sample: Sample, step: string): string {
   }
 }
 
-for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
-  process.once(event, (error: unknown) => {
-    console.error(`\nbenchmark FAILED (${event}):`, error);
-    void cleanup().finally(() => process.exit(1));
-  });
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`\n${signal}: removing the benchmark's namespaces and processes`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main()
-  .catch((error: unknown) => {
-    if (interrupted) return; // the measurement failed because cleanup stopped it
-    process.exitCode = error instanceof UsageError ? 2 : 1;
-    console.error(`\nbenchmark FAILED: ${error instanceof Error ? error.message : String(error)}`);
-    if (error instanceof UsageError) console.error(USAGE);
-  })
-  .finally(() => cleanup());
+runBenchmark('benchmark', USAGE, main, cleanup);
