@@ -6,6 +6,12 @@
 // Steady state allocates nothing: frames live in two preallocated slabs with
 // headroom in front of every slot, so the VXLAN header is written in place.
 //
+// With TAP offloads (offload.ts) a frame from the TAP may be a 64 KiB TCP
+// segment: it is cut to the overlay MTU by the Segmenter and sent as UDP GSO
+// trains (encapsulateOffloaded). Received runs of datagrams (UDP GRO) are
+// split here, and TCP segments of one flow are merged again before they go to
+// the TAP (coalesce.ts).
+//
 // A frame too big for the path to its destination takes one branch off the
 // hot path (tooBig): an ICMP/ICMPv6 "too big" answer into the TAP, inner IPv4
 // fragmentation, or a counted drop (see pmtu.ts).
