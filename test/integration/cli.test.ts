@@ -17,9 +17,12 @@ describe('tsvtep command line', () => {
   /** Valid arguments for host 1; tests add or replace what they need. */
   const args = (...more: string[]) => ['--vni', String(VNI), '--bridge', 'br100', '--peer', h2().underlayIp, ...more];
 
-  /** Runs tsvtep in ns to completion (killed after 15 s, which then fails the test). */
-  async function run(ns: string, argv: string[]): Promise<{ code: number | null; stderr: string }> {
-    const child = lab().spawn(ns, [process.execPath, CLI_PATH, ...argv]);
+  /**
+   * Runs tsvtep in ns to completion (killed after 15 s, which then fails the test);
+   * wrapper is a command to run it under (another user, another mount namespace).
+   */
+  async function run(ns: string, argv: string[], wrapper: string[] = []): Promise<{ code: number | null; stderr: string }> {
+    const child = lab().spawn(ns, [...wrapper, process.execPath, CLI_PATH, ...argv]);
     let stderr = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => (stderr += d));
@@ -74,6 +77,20 @@ describe('tsvtep command line', () => {
   });
 
   describe('start failures exit 1 with one line and leave no TAP', () => {
+    it('not root', async () => {
+      const result = await run(h1().ns, args(), ['runuser', '-u', 'nobody', '--']);
+      expectOneLine(result, 1, /not allowed to create TAP tsv100 \(run as root or with CAP_NET_ADMIN\)/);
+      expect(await taps(h1().ns)).toEqual([]);
+    });
+
+    it('no /dev/net/tun', async () => {
+      // A mount namespace of its own in which /dev/net is an empty directory.
+      const hide = ['unshare', '--mount', '--', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$@"', 'sh'];
+      const result = await run(h1().ns, args(), hide);
+      expectOneLine(result, 1, /\/dev\/net\/tun is missing/);
+      expect(await taps(h1().ns)).toEqual([]);
+    });
+
     it('no such bridge', async () => {
       expectOneLine(await run(h1().ns, args('--bridge', 'br-nosuch')), 1, /bridge br-nosuch does not exist/);
       expect(await taps(h1().ns)).toEqual([]);
