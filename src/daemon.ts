@@ -3,7 +3,7 @@
 // Start-up either completes or undoes everything it did, so a failed start
 // leaves no TAP behind.
 
-import { constants } from 'node:os';
+import { constants, networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { addressFamily, canonicalAddress } from './core/address';
 import { systemClock, type Clock } from './core/clock';
@@ -187,6 +187,7 @@ export class Daemon {
   /** Creates the network's TAP, attaches it to its bridge and starts forwarding. */
   async addNetwork(config: NetworkConfig): Promise<void> {
     if (this.running.has(config.vni)) throw new ChangeError(`VNI ${config.vni} is already running`, 409);
+    for (const peer of config.peers) refuseOwnAddress(config.vni, peer, StartupError);
     // Not the overlay MTU: frames up to what the bridge's ports send must reach
     // us, to be answered or fragmented, rather than be dropped by the bridge.
     const bridge = await bridgeOf(config);
@@ -243,6 +244,7 @@ export class Daemon {
 
   addPeer(vni: number, address: string): boolean {
     const { network } = this.requireNetwork(vni);
+    refuseOwnAddress(vni, address, ChangeError);
     const remote = this.remotes.add(checkAddress(address));
     if (network.isPeer(remote.id)) return false;
     network.addPeer(remote.id);
@@ -526,6 +528,18 @@ function floodLimiter(config: NetworkConfig, clock: Clock): TokenBucket | undefi
 
 function needsRestart(old: NetworkConfig, next: NetworkConfig): boolean {
   return old.bridge !== next.bridge || old.dockerNetwork !== next.dockerNetwork || old.tap !== next.tap || old.mtu !== next.mtu || old.maxAddresses !== next.maxAddresses;
+}
+
+/** A peer that is an address of this host would send every flooded frame back to us. */
+function refuseOwnAddress(vni: number, peer: string, error: new (message: string) => Error): void {
+  const canonical = checkAddress(peer);
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const local of addresses ?? []) {
+      if (canonicalAddress(local.address) === canonical) {
+        throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
+      }
+    }
+  }
 }
 
 function checkAddress(address: string): string {

@@ -91,6 +91,12 @@ describe('tsvtep command line', () => {
       expect(await taps(h1().ns)).toEqual([]);
     });
 
+    it('a peer that is an address of this host', async () => {
+      const result = await run(h1().ns, ['--vni', String(VNI), '--bridge', 'br100', '--peer', h2().underlayIp, '--peer', h1().underlayIp]);
+      expectOneLine(result, 1, new RegExp(`peer ${h1().underlayIp.replace(/\./g, '\\.')} is an address of this host`));
+      expect(await taps(h1().ns)).toEqual([]);
+    });
+
     it('no such bridge', async () => {
       expectOneLine(await run(h1().ns, args('--bridge', 'br-nosuch')), 1, /bridge br-nosuch does not exist/);
       expect(await taps(h1().ns)).toEqual([]);
