@@ -50,12 +50,11 @@ function parseOptions(argv: string[]): Options {
     },
   });
   helpRequested(values.help, USAGE);
-  const number = numberOption;
   return {
-    runs: Math.floor(number('runs', values.runs as string, 3, 100)),
-    seconds: number('seconds', values.seconds as string, 1, 120),
-    scrapeInterval: number('scrape-interval', values['scrape-interval'] as string, 0.1, 60),
-    underlayMtu: Math.floor(number('underlay-mtu', values['underlay-mtu'] as string, 1280, 9216)),
+    runs: Math.floor(numberOption('runs', values.runs as string, 3, 100)),
+    seconds: numberOption('seconds', values.seconds as string, 1, 120),
+    scrapeInterval: numberOption('scrape-interval', values['scrape-interval'] as string, 0.1, 60),
+    underlayMtu: Math.floor(numberOption('underlay-mtu', values['underlay-mtu'] as string, 1280, 9216)),
     out: values.out as string,
   };
 }

@@ -59,14 +59,13 @@ function parseOptions(argv: string[]): Options {
     },
   });
   helpRequested(values.help, USAGE);
-  const number = numberOption;
   return {
-    minutes: number('minutes', values.minutes as string, 1, 24 * 60),
-    interval: number('interval', values.interval as string, 1, 600),
-    rssBoundMb: number('rss-bound-mb', values['rss-bound-mb'] as string, 1, 4096),
-    fdBound: Math.floor(number('fd-bound', values['fd-bound'] as string, 0, 1000)),
-    iperfSeconds: Math.floor(number('iperf-seconds', values['iperf-seconds'] as string, 5, 600)),
-    transferMb: number('transfer-mb', values['transfer-mb'] as string, 1, 1024),
+    minutes: numberOption('minutes', values.minutes as string, 1, 24 * 60),
+    interval: numberOption('interval', values.interval as string, 1, 600),
+    rssBoundMb: numberOption('rss-bound-mb', values['rss-bound-mb'] as string, 1, 4096),
+    fdBound: Math.floor(numberOption('fd-bound', values['fd-bound'] as string, 0, 1000)),
+    iperfSeconds: Math.floor(numberOption('iperf-seconds', values['iperf-seconds'] as string, 5, 600)),
+    transferMb: numberOption('transfer-mb', values['transfer-mb'] as string, 1, 1024),
     out: values.out as string,
   };
 }

@@ -65,15 +65,14 @@ function parseOptions(argv: string[]): Options {
     }),
   );
   helpRequested(values.help, USAGE);
-  const number = numberOption;
   return {
-    runs: Math.floor(number('runs', values.runs as string, 1, 100)),
-    seconds: number('seconds', values.seconds as string, 1, 120),
-    underlayMtu: Math.floor(number('underlay-mtu', values['underlay-mtu'] as string, 1280, 9216)),
-    pings: Math.floor(number('pings', values.pings as string, 10, 100_000)),
-    pingInterval: number('ping-interval', values['ping-interval'] as string, 0.001, 1),
+    runs: Math.floor(numberOption('runs', values.runs as string, 1, 100)),
+    seconds: numberOption('seconds', values.seconds as string, 1, 120),
+    underlayMtu: Math.floor(numberOption('underlay-mtu', values['underlay-mtu'] as string, 1280, 9216)),
+    pings: Math.floor(numberOption('pings', values.pings as string, 10, 100_000)),
+    pingInterval: numberOption('ping-interval', values['ping-interval'] as string, 0.001, 1),
     udpRate: values['udp-rate'] as string,
-    transferMb: number('transfer-mb', values['transfer-mb'] as string, 1, 4096),
+    transferMb: numberOption('transfer-mb', values['transfer-mb'] as string, 1, 4096),
     tsvtepArgs: values['tsvtep-arg'] as string[],
     out: values.out as string,
   };
