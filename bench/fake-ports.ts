@@ -8,7 +8,8 @@
 // memcpy. The kernel's copy is in the system benchmark.
 
 import { ADDR_RECORD_LEN, writeAddressRecord } from '../src/core/address';
-import type { DatagramPort, FramePort } from '../src/core/ports';
+import type { FrameBatch, SendQueue, Slab } from '../src/core/batches';
+import { SEND_DONE, type DatagramPort, type FramePort, type SendOutcome } from '../src/core/ports';
 
 /** A TAP with `frames` waiting on every other read (a batch, then "nothing waits"). */
 export class FakeTap implements FramePort {
@@ -18,26 +19,26 @@ export class FakeTap implements FramePort {
 
   constructor(private readonly frames: Buffer[]) {}
 
-  readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number {
+  readFrames(slab: Slab): number {
     if (!this.ready) {
       this.ready = true;
       return 0;
     }
     this.ready = false;
-    const n = Math.min(max, this.frames.length);
-    const fill = !this.filled.has(slab);
+    const n = Math.min(slab.slots, this.frames.length);
+    const fill = !this.filled.has(slab.bytes);
     for (let i = 0; i < n; i++) {
-      if (fill) this.frames[i].copy(slab, i * slotSize + headroom);
-      lengths[i] = this.frames[i].length;
+      if (fill) this.frames[i].copy(slab.bytes, i * slab.slotSize + slab.headroom);
+      slab.lengths[i] = this.frames[i].length;
     }
-    if (fill) this.filled.add(slab);
+    if (fill) this.filled.add(slab.bytes);
     return n;
   }
 
-  writeFrames(_slab: Buffer, _offsets: Uint32Array, _lengths: Uint32Array, count: number, results: Int32Array): number {
-    results.fill(0, 0, count);
-    this.written += count;
-    return count;
+  writeFrames(batch: FrameBatch): number {
+    batch.results.fill(0, 0, batch.count);
+    this.written += batch.count;
+    return batch.count;
   }
 }
 
@@ -47,7 +48,8 @@ export class FakeTap implements FramePort {
  */
 export class FakeSocket implements DatagramPort {
   peer: FakeSocket | undefined;
-  private pending: { slab: Buffer; offsets: Uint32Array; lengths: Uint32Array; count: number } | undefined;
+  private pending: SendQueue | undefined;
+  private pendingCount = 0;
   private filled = new WeakSet<Buffer>();
   private readonly fromRecord = Buffer.alloc(ADDR_RECORD_LEN);
 
@@ -55,33 +57,29 @@ export class FakeSocket implements DatagramPort {
     writeAddressRecord(from, port, this.fromRecord, 0);
   }
 
-  sendBatch(
-    slab: Buffer,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    _records: Buffer,
-    count: number,
-    results: Int32Array,
-  ): number {
-    results.fill(0, 0, count);
-    if (this.peer) this.peer.pending = { slab, offsets, lengths, count };
-    return count;
+  sendBatch(queue: SendQueue): SendOutcome {
+    queue.results.fill(0, 0, queue.count);
+    if (this.peer) {
+      this.peer.pending = queue;
+      this.peer.pendingCount = queue.count;
+    }
+    return SEND_DONE;
   }
 
-  recvBatch(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array, records: Buffer): number {
+  recvBatch(slab: Slab): number {
     const batch = this.pending;
     this.pending = undefined;
     if (batch === undefined || this.peer === undefined) return 0;
-    const n = Math.min(max, batch.count);
-    const fill = !this.filled.has(slab);
+    const n = Math.min(slab.slots, this.pendingCount);
+    const fill = !this.filled.has(slab.bytes);
     for (let i = 0; i < n; i++) {
       if (fill) {
-        batch.slab.copy(slab, i * slotSize + headroom, batch.offsets[i], batch.offsets[i] + batch.lengths[i]);
-        this.peer.fromRecord.copy(records, i * ADDR_RECORD_LEN);
+        batch.bytes.copy(slab.bytes, i * slab.slotSize + slab.headroom, batch.offsets[i], batch.offsets[i] + batch.lengths[i]);
+        this.peer.fromRecord.copy(slab.records, i * ADDR_RECORD_LEN);
       }
-      lengths[i] = batch.lengths[i];
+      slab.lengths[i] = batch.lengths[i];
     }
-    if (fill) this.filled.add(slab);
+    if (fill) this.filled.add(slab.bytes);
     return n;
   }
 }

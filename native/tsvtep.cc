@@ -1,10 +1,13 @@
 // tsvtep native addon: the thin part of the I/O edge.
 //
-// It opens the TAP device and the UDP socket, moves frames in batches
-// (read/write loops on the TAP, recvmmsg/sendmmsg on the socket) and tells
-// JavaScript when a descriptor is readable (uv_poll on the event loop).
-// It holds no policy: every buffer is owned by JavaScript, every decision is
-// made there. Errors are thrown with the errno name in err.code.
+// System calls and byte loops only: open the TAP device and the UDP socket,
+// move frames in batches (read/write loops on the TAP, recvmmsg/sendmmsg on
+// the socket), split and checksum TCP segments (offload.cc), and tell
+// JavaScript when a descriptor is readable or writable (uv_poll on the event
+// loop). Nothing here waits, retries or chooses: a send that would block
+// returns EAGAIN, and TypeScript (src/io/udp.ts) decides what happens next.
+// Every buffer is owned by JavaScript. Errors are thrown with the errno name
+// in err.code; a wrong argument is a TypeError (see kSignatures).
 
 #include <napi.h>
 #include <uv.h>
@@ -15,13 +18,13 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <string>
 
 #include "offload.h"
@@ -41,17 +44,114 @@ constexpr int kVirtioNetHdrLen = 10;
 
 uint8_t kEmptyVnetHdr[kVirtioNetHdrLen] = {0};
 
-// Largest batch one call moves. JavaScript sizes its slabs from this.
+// Largest batch one call moves. JavaScript sizes its batches from this.
 constexpr uint32_t kBatchMax = 256;
 
 // Each peer address crosses the boundary as 20 bytes: 16 bytes of IPv6
 // address (IPv4 as ::ffff:a.b.c.d), 2 bytes of port in network order, 2 spare.
 constexpr size_t kAddrRecord = 20;
 
-// How long a send may wait for room in the socket buffer before the rest of
-// the batch is dropped and counted. Waiting gives TCP backpressure; the bound
-// keeps the event loop alive when the underlay is stuck.
-constexpr int kSendWaitMs = 20;
+// The first 12 bytes of an IPv4-mapped IPv6 address.
+constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int RecordFamily(const uint8_t* rec) { return memcmp(rec, kMapped, sizeof kMapped) == 0 ? AF_INET : AF_INET6; }
+
+// ---------------------------------------------------------------- arguments
+
+// What an argument must be. Typed arrays are checked for their element type
+// too, so a Uint32Array view is never taken of, say, a Uint8Array.
+enum class Arg { kNumber, kBoolean, kString, kFunction, kBytes, kU32Array, kI32Array, kOptU32Array, kBooleanOrBytes };
+
+struct Signature {
+  const char* usage;
+  std::initializer_list<Arg> args;
+};
+
+// Every function's arguments, in one table.
+namespace sig {
+using A = Arg;
+const Signature kTapOpen = {"tapOpen(name: string, vnetHdr: boolean)", {A::kString, A::kBoolean}};
+const Signature kCloseFd = {"closeFd(fd: number)", {A::kNumber}};
+const Signature kTapSetOffload = {"tapSetOffload(fd: number, flags: number)", {A::kNumber, A::kNumber}};
+const Signature kReadFrames = {
+    "readFrames(fd: number, slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array)",
+    {A::kNumber, A::kBytes, A::kNumber, A::kNumber, A::kNumber, A::kU32Array}};
+const Signature kWriteFrames = {
+    "writeFrames(fd: number, slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, "
+    "results: Int32Array, vnetHdr: boolean | Uint8Array)",
+    {A::kNumber, A::kBytes, A::kU32Array, A::kU32Array, A::kNumber, A::kI32Array, A::kBooleanOrBytes}};
+const Signature kUdpOpen = {"udpOpen(record: Buffer, v6only: boolean, rcvbuf: number, sndbuf: number, dontFragment: boolean)",
+                            {A::kBytes, A::kBoolean, A::kNumber, A::kNumber, A::kBoolean}};
+const Signature kUdpSetDontFragment = {"udpSetDontFragment(fd: number, on: boolean)", {A::kNumber, A::kBoolean}};
+const Signature kUdpEnableGro = {"udpEnableGro(fd: number)", {A::kNumber}};
+const Signature kUdpLocalRecord = {"udpLocalRecord(fd: number, record: Buffer)", {A::kNumber, A::kBytes}};
+const Signature kRecvBatch = {
+    "recvBatch(fd: number, slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array, "
+    "records: Buffer, segmentSizes: Uint32Array | null)",
+    {A::kNumber, A::kBytes, A::kNumber, A::kNumber, A::kNumber, A::kU32Array, A::kBytes, A::kOptU32Array}};
+const Signature kSendBatch = {
+    "sendBatch(fd: number, family: 4 | 6, slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, records: Buffer, "
+    "results: Int32Array, segmentSizes: Uint32Array | null, first: number, end: number)",
+    {A::kNumber, A::kNumber, A::kBytes, A::kU32Array, A::kU32Array, A::kBytes, A::kI32Array, A::kOptU32Array, A::kNumber,
+     A::kNumber}};
+const Signature kFinishChecksum = {
+    "finishChecksum(buf: Buffer, frameOffset: number, frameLength: number, csumStart: number, csumOffset: number)",
+    {A::kBytes, A::kNumber, A::kNumber, A::kNumber, A::kNumber}};
+const Signature kTcpChecksumValid = {"tcpChecksumValid(buf: Buffer, frameOffset: number, frameLength: number)",
+                                     {A::kBytes, A::kNumber, A::kNumber}};
+const Signature kSegmentTcp = {
+    "segmentTcp(src: Buffer, frameOffset: number, frameLength: number, gsoSize: number, maxL3: number, prefix: Buffer, "
+    "dst: Buffer, dstOffset: number, dstCapacity: number, out: Uint32Array)",
+    {A::kBytes, A::kNumber, A::kNumber, A::kNumber, A::kNumber, A::kBytes, A::kBytes, A::kNumber, A::kNumber,
+     A::kU32Array}};
+const Signature kPathMtu = {"pathMtu(record: Buffer)", {A::kBytes}};
+const Signature kPoller = {"new Poller(fd: number, onEvent: (errno: number, events: number) => void)",
+                           {A::kNumber, A::kFunction}};
+const Signature kPollerStart = {"poller.start(events: number)", {A::kNumber}};
+}  // namespace sig
+
+bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
+bool Matches(const Napi::Value& v, Arg arg) {
+  switch (arg) {
+    case Arg::kNumber:
+      return v.IsNumber();
+    case Arg::kBoolean:
+      return v.IsBoolean();
+    case Arg::kString:
+      return v.IsString();
+    case Arg::kFunction:
+      return v.IsFunction();
+    case Arg::kBytes:  // a Buffer is a Uint8Array
+      return IsTypedArrayOf(v, napi_uint8_array);
+    case Arg::kU32Array:
+      return IsTypedArrayOf(v, napi_uint32_array);
+    case Arg::kI32Array:
+      return IsTypedArrayOf(v, napi_int32_array);
+    case Arg::kOptU32Array:
+      return v.IsNull() || v.IsUndefined() || IsTypedArrayOf(v, napi_uint32_array);
+    case Arg::kBooleanOrBytes:
+      return v.IsBoolean() || IsTypedArrayOf(v, napi_uint8_array);
+  }
+  return false;
+}
+
+// Throws a TypeError naming the first argument that does not match, and returns false.
+bool CheckArgs(const Napi::CallbackInfo& info, const Signature& s) {
+  size_t i = 0;
+  for (Arg arg : s.args) {
+    Napi::Value v = i < info.Length() ? info[i] : info.Env().Undefined();
+    if (!Matches(v, arg)) {
+      std::string message = std::string(s.usage) + ": argument " + std::to_string(i + 1) + " has the wrong type";
+      Napi::TypeError::New(info.Env(), message).ThrowAsJavaScriptException();
+      return false;
+    }
+    i++;
+  }
+  return true;
+}
 
 Napi::Error ErrnoError(Napi::Env env, const char* syscall, int err) {
   const char* code = uv_err_name(-err);
@@ -73,34 +173,26 @@ Napi::Value ThrowType(Napi::Env env, const char* message) {
   return env.Undefined();
 }
 
-bool IsBuffer(const Napi::Value& v) { return v.IsBuffer() || v.IsTypedArray(); }
-
-// A byte view of a Buffer or Uint8Array argument.
-struct Bytes {
-  uint8_t* data = nullptr;
-  size_t length = 0;
+// Views of arguments CheckArgs has accepted.
+template <typename T>
+struct View {
+  T* data = nullptr;
+  size_t length = 0;  // in elements
 };
 
-Bytes BytesOf(const Napi::Value& v) {
+template <typename T>
+View<T> ViewOf(const Napi::Value& v) {
+  View<T> view;
+  if (!v.IsTypedArray()) return view;  // an optional array left out
   Napi::TypedArray arr = v.As<Napi::TypedArray>();
-  Napi::ArrayBuffer ab = arr.ArrayBuffer();
-  Bytes b;
-  b.data = static_cast<uint8_t*>(ab.Data()) + arr.ByteOffset();
-  b.length = arr.ByteLength();
-  return b;
+  view.data = reinterpret_cast<T*>(static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset());
+  view.length = arr.ElementLength();
+  return view;
 }
 
-uint32_t* U32Of(const Napi::Value& v, size_t* count) {
-  Napi::Uint32Array arr = v.As<Napi::Uint32Array>();
-  *count = arr.ElementLength();
-  return arr.Data();
-}
-
-int32_t* I32Of(const Napi::Value& v, size_t* count) {
-  Napi::Int32Array arr = v.As<Napi::Int32Array>();
-  *count = arr.ElementLength();
-  return arr.Data();
-}
+int32_t Int(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value(); }
+uint32_t Uint(const Napi::Value& v) { return v.As<Napi::Number>().Uint32Value(); }
+bool Bool(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
 
 // ---------------------------------------------------------------- TAP
 
@@ -109,9 +201,7 @@ int32_t* I32Of(const Napi::Value& v, size_t* count) {
 // disappears when the descriptor closes, so a crashed daemon leaves no TAP.
 Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean()) {
-    return ThrowType(env, "tapOpen(name: string, vnetHdr: boolean)");
-  }
+  if (!CheckArgs(info, sig::kTapOpen)) return env.Undefined();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   if (name.size() >= IFNAMSIZ) return ThrowType(env, "interface name too long");
 
@@ -121,7 +211,7 @@ Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-  if (info[1].As<Napi::Boolean>().Value()) ifr.ifr_flags |= IFF_VNET_HDR;
+  if (Bool(info[1])) ifr.ifr_flags |= IFF_VNET_HDR;
   memcpy(ifr.ifr_name, name.data(), name.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -137,9 +227,8 @@ Napi::Value TapOpen(const Napi::CallbackInfo& info) {
 // closeFd(fd)
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "closeFd(fd: number)");
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  if (close(fd) < 0 && errno != EINTR) return ThrowErrno(env, "close", errno);
+  if (!CheckArgs(info, sig::kCloseFd)) return env.Undefined();
+  if (close(Int(info[0])) < 0 && errno != EINTR) return ThrowErrno(env, "close", errno);
   return env.Undefined();
 }
 
@@ -149,35 +238,29 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 // works, with the header and no offloads.
 Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    return ThrowType(env, "tapSetOffload(fd, flags)");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  unsigned int flags = info[1].As<Napi::Number>().Uint32Value();
+  if (!CheckArgs(info, sig::kTapSetOffload)) return env.Undefined();
+  int fd = Int(info[0]);
+  unsigned int flags = Uint(info[1]);
   int size = kVirtioNetHdrLen;
   if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) return ThrowErrno(env, "ioctl TUNSETVNETHDRSZ", errno);
   if (ioctl(fd, TUNSETOFFLOAD, flags) < 0) return ThrowErrno(env, "ioctl TUNSETOFFLOAD", errno);
   return env.Undefined();
 }
 
-// readFrames(fd, slab, slotSize, headroom, maxFrames, lengths) -> count
-// Reads up to maxFrames frames, frame i into slab[i*slotSize + headroom ...].
+// readFrames(fd, slab, slotSize, headroom, max, lengths) -> count
+// Reads up to max frames, frame i into slab[i*slotSize + headroom ...].
 // Returns 0 when nothing is waiting. Throws only if the first read fails:
 // a later failure ends the batch and shows again on the next call.
 Napi::Value ReadFrames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 6 || !info[0].IsNumber() || !IsBuffer(info[1]) || !info[2].IsNumber() ||
-      !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsTypedArray()) {
-    return ThrowType(env, "readFrames(fd, slab, slotSize, headroom, maxFrames, lengths)");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Bytes slab = BytesOf(info[1]);
-  uint32_t slot = info[2].As<Napi::Number>().Uint32Value();
-  uint32_t headroom = info[3].As<Napi::Number>().Uint32Value();
-  uint32_t max = info[4].As<Napi::Number>().Uint32Value();
-  size_t nlengths;
-  uint32_t* lengths = U32Of(info[5], &nlengths);
-  if (headroom >= slot || max > nlengths || max > kBatchMax || (size_t)max * slot > slab.length) {
+  if (!CheckArgs(info, sig::kReadFrames)) return env.Undefined();
+  int fd = Int(info[0]);
+  View<uint8_t> slab = ViewOf<uint8_t>(info[1]);
+  uint32_t slot = Uint(info[2]);
+  uint32_t headroom = Uint(info[3]);
+  uint32_t max = Uint(info[4]);
+  View<uint32_t> lengths = ViewOf<uint32_t>(info[5]);
+  if (headroom >= slot || max > lengths.length || max > kBatchMax || (size_t)max * slot > slab.length) {
     return ThrowType(env, "readFrames: slab or lengths too small for the batch");
   }
   uint32_t count = 0;
@@ -190,55 +273,49 @@ Napi::Value ReadFrames(const Napi::CallbackInfo& info) {
       if (count == 0) return ThrowErrno(env, "read tap", errno);
       break;
     }
-    lengths[count++] = (uint32_t)n;
+    lengths.data[count++] = (uint32_t)n;
   }
   return Napi::Number::New(env, count);
 }
 
 // writeFrames(fd, slab, offsets, lengths, count, results, vnetHdr) -> frames written
 // results[i] is 0 if frame i was written, else its errno. A failed frame is
-// skipped, not retried: the caller counts it as a drop. With vnetHdr each
-// frame goes behind an all-zeros virtio_net_hdr (a plain, complete frame).
+// skipped, not retried: the caller counts it as a drop. vnetHdr: true puts
+// every frame behind an all-zeros virtio_net_hdr (a plain, complete frame),
+// false none; a Uint8Array says it per frame (1: put one in front).
 Napi::Value WriteFrames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 6 || !info[0].IsNumber() || !IsBuffer(info[1]) || !info[2].IsTypedArray() ||
-      !info[3].IsTypedArray() || !info[4].IsNumber() || !info[5].IsTypedArray()) {
-    return ThrowType(env, "writeFrames(fd, slab, offsets, lengths, count, results)");
+  if (!CheckArgs(info, sig::kWriteFrames)) return env.Undefined();
+  int fd = Int(info[0]);
+  View<uint8_t> slab = ViewOf<uint8_t>(info[1]);
+  View<uint32_t> offsets = ViewOf<uint32_t>(info[2]);
+  View<uint32_t> lengths = ViewOf<uint32_t>(info[3]);
+  uint32_t count = Uint(info[4]);
+  View<int32_t> results = ViewOf<int32_t>(info[5]);
+  if (count > offsets.length || count > lengths.length || count > results.length) {
+    return ThrowType(env, "writeFrames: arrays too small");
   }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Bytes slab = BytesOf(info[1]);
-  size_t noff, nlen, nresults;
-  uint32_t* offsets = U32Of(info[2], &noff);
-  uint32_t* lengths = U32Of(info[3], &nlen);
-  uint32_t count = info[4].As<Napi::Number>().Uint32Value();
-  int32_t* results = I32Of(info[5], &nresults);
-  if (count > noff || count > nlen || count > nresults) return ThrowType(env, "writeFrames: arrays too small");
-  // Argument 6: true (every frame gets an empty virtio_net_hdr in front), or a
-  // Uint8Array saying so per frame (1) for frames that do not carry their own.
-  bool vnet_all = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
-  const uint8_t* vnet_each = nullptr;
-  if (info.Length() > 6 && info[6].IsTypedArray()) {
-    Bytes each = BytesOf(info[6]);
-    if (count > each.length) return ThrowType(env, "writeFrames: prepend flags too small");
-    vnet_each = each.data;
-  }
+  bool vnet_all = info[6].IsBoolean() && Bool(info[6]);
+  View<uint8_t> vnet_each = ViewOf<uint8_t>(info[6]);
+  if (vnet_each.data != nullptr && count > vnet_each.length) return ThrowType(env, "writeFrames: vnetHdr flags too small");
   uint32_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if ((size_t)offsets[i] + lengths[i] > slab.length) {
-      results[i] = EINVAL;
+    if ((size_t)offsets.data[i] + lengths.data[i] > slab.length) {
+      results.data[i] = EINVAL;
       continue;
     }
-    struct iovec iov[2] = {{kEmptyVnetHdr, (size_t)kVirtioNetHdrLen}, {slab.data + offsets[i], lengths[i]}};
+    uint8_t* frame = slab.data + offsets.data[i];
+    struct iovec iov[2] = {{kEmptyVnetHdr, (size_t)kVirtioNetHdrLen}, {frame, lengths.data[i]}};
+    bool vnet_hdr = vnet_all || (vnet_each.data != nullptr && vnet_each.data[i] != 0);
     for (;;) {
-      bool vnet_hdr = vnet_all || (vnet_each != nullptr && vnet_each[i] != 0);
-      ssize_t n = vnet_hdr ? writev(fd, iov, 2) : write(fd, slab.data + offsets[i], lengths[i]);
+      ssize_t n = vnet_hdr ? writev(fd, iov, 2) : write(fd, frame, lengths.data[i]);
       if (n >= 0) {
-        results[i] = 0;
+        results.data[i] = 0;
         written++;
         break;
       }
       if (errno == EINTR) continue;
-      results[i] = errno;
+      results.data[i] = errno;
       break;
     }
   }
@@ -270,8 +347,7 @@ void SockaddrToRecord(const struct sockaddr_storage* ss, uint8_t* rec) {
   memset(rec, 0, kAddrRecord);
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(ss);
-    rec[10] = 0xff;
-    rec[11] = 0xff;
+    memcpy(rec, kMapped, sizeof kMapped);
     memcpy(rec + 12, &sin->sin_addr, 4);
     memcpy(rec + 16, &sin->sin_port, 2);
   } else {
@@ -279,13 +355,6 @@ void SockaddrToRecord(const struct sockaddr_storage* ss, uint8_t* rec) {
     memcpy(rec, &sin6->sin6_addr, 16);
     memcpy(rec + 16, &sin6->sin6_port, 2);
   }
-}
-
-int SocketFamily(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) < 0) return -1;
-  return ss.ss_family;
 }
 
 void SetBufferSize(int fd, int opt, int force_opt, int bytes) {
@@ -303,19 +372,15 @@ void SetBufferSize(int fd, int opt, int force_opt, int bytes) {
 // kernel's vxlan does by default; true sets DF (IPv6 never fragments en route).
 Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !IsBuffer(info[0]) || !info[1].IsBoolean() || !info[2].IsNumber() ||
-      !info[3].IsNumber() || !info[4].IsBoolean()) {
-    return ThrowType(env, "udpOpen(record, v6only, rcvbuf, sndbuf, dontFragment)");
-  }
-  Bytes rec = BytesOf(info[0]);
+  if (!CheckArgs(info, sig::kUdpOpen)) return env.Undefined();
+  View<uint8_t> rec = ViewOf<uint8_t>(info[0]);
   if (rec.length < kAddrRecord) return ThrowType(env, "udpOpen: address record must be 20 bytes");
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  int family = memcmp(rec.data, kMapped, 12) == 0 ? AF_INET : AF_INET6;
+  int family = RecordFamily(rec.data);
 
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, "socket", errno);
   if (family == AF_INET6) {
-    int v6only = info[1].As<Napi::Boolean>().Value() ? 1 : 0;
+    int v6only = Bool(info[1]) ? 1 : 0;
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) {
       int err = errno;
       close(fd);
@@ -323,14 +388,14 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
     }
   }
   // IP_MTU_DISCOVER also applies to IPv4-mapped traffic on a dual-stack socket.
-  int pmtu = info[4].As<Napi::Boolean>().Value() ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
+  int pmtu = Bool(info[4]) ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
   if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0 && family == AF_INET) {
     int err = errno;
     close(fd);
     return ThrowErrno(env, "setsockopt IP_MTU_DISCOVER", err);
   }
-  SetBufferSize(fd, SO_RCVBUF, SO_RCVBUFFORCE, info[2].As<Napi::Number>().Int32Value());
-  SetBufferSize(fd, SO_SNDBUF, SO_SNDBUFFORCE, info[3].As<Napi::Number>().Int32Value());
+  SetBufferSize(fd, SO_RCVBUF, SO_RCVBUFFORCE, Int(info[2]));
+  SetBufferSize(fd, SO_SNDBUF, SO_SNDBUFFORCE, Int(info[3]));
 
   struct sockaddr_storage ss;
   socklen_t len;
@@ -343,29 +408,41 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// udpSetDontFragment(fd, on) sets the outer IPv4 DF mode for the datagrams
+// sent from now on: IP_PMTUDISC_DO (DF set; the kernel's path MTU applies, a
+// larger datagram fails with EMSGSIZE) or IP_PMTUDISC_DONT (DF clear). The
+// kernel reads the mode as it builds each datagram.
+Napi::Value UdpSetDontFragment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckArgs(info, sig::kUdpSetDontFragment)) return env.Undefined();
+  int mode = Bool(info[1]) ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
+  if (setsockopt(Int(info[0]), IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof mode) < 0) {
+    return ThrowErrno(env, "setsockopt IP_MTU_DISCOVER", errno);
+  }
+  return env.Undefined();
+}
+
 // udpEnableGro(fd) asks the kernel to hand over runs of datagrams from one
 // sender as one buffer (UDP_GRO); recvBatch then reports their size.
 Napi::Value UdpEnableGro(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "udpEnableGro(fd)");
-  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (!CheckArgs(info, sig::kUdpEnableGro)) return env.Undefined();
   int on = 1;
-  if (setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on) < 0) return ThrowErrno(env, "setsockopt UDP_GRO", errno);
+  if (setsockopt(Int(info[0]), IPPROTO_UDP, UDP_GRO, &on, sizeof on) < 0) {
+    return ThrowErrno(env, "setsockopt UDP_GRO", errno);
+  }
   return env.Undefined();
 }
 
 // udpLocalRecord(fd, record) fills record with the bound address and port.
 Napi::Value UdpLocalRecord(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsNumber() || !IsBuffer(info[1])) {
-    return ThrowType(env, "udpLocalRecord(fd, record)");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Bytes rec = BytesOf(info[1]);
+  if (!CheckArgs(info, sig::kUdpLocalRecord)) return env.Undefined();
+  View<uint8_t> rec = ViewOf<uint8_t>(info[1]);
   if (rec.length < kAddrRecord) return ThrowType(env, "udpLocalRecord: record must be 20 bytes");
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) < 0) {
+  if (getsockname(Int(info[0]), reinterpret_cast<struct sockaddr*>(&ss), &len) < 0) {
     return ThrowErrno(env, "getsockname", errno);
   }
   SockaddrToRecord(&ss, rec.data);
@@ -379,39 +456,32 @@ struct MsgArrays {
   struct iovec iovs[kBatchMax];
   struct sockaddr_storage names[kBatchMax];
   alignas(struct cmsghdr) char controls[kBatchMax][kControlSpace];
+  // entry[k]: the batch index of message k, so results land in place.
+  uint32_t entry[kBatchMax];
 };
 // All calls run on the event loop thread, so one set of arrays serves them.
 MsgArrays g_msg;
 
-// recvBatch(fd, slab, slotSize, headroom, max, lengths, records) -> count
+// recvBatch(fd, slab, slotSize, headroom, max, lengths, records, segmentSizes) -> count
 // Datagram i lands at slab[i*slotSize + headroom]; its sender in records[i*20].
 // A datagram larger than the slot is reported with length slotSize-headroom+1
-// so the caller can count it as oversize.
+// so the caller can count it as oversize. segmentSizes (Uint32Array, or null
+// without UDP_GRO): segmentSizes[i] > 0 says datagram i is a run of
+// datagrams of that size (the last may be shorter) from one sender.
 Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 7 || !info[0].IsNumber() || !IsBuffer(info[1]) || !info[2].IsNumber() ||
-      !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsTypedArray() || !IsBuffer(info[6])) {
-    return ThrowType(env, "recvBatch(fd, slab, slotSize, headroom, max, lengths, records)");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Bytes slab = BytesOf(info[1]);
-  uint32_t slot = info[2].As<Napi::Number>().Uint32Value();
-  uint32_t headroom = info[3].As<Napi::Number>().Uint32Value();
-  uint32_t max = info[4].As<Napi::Number>().Uint32Value();
-  size_t nlengths;
-  uint32_t* lengths = U32Of(info[5], &nlengths);
-  Bytes records = BytesOf(info[6]);
-  if (headroom >= slot || max > kBatchMax || max > nlengths || (size_t)max * slot > slab.length ||
-      (size_t)max * kAddrRecord > records.length) {
-    return ThrowType(env, "recvBatch: slab, lengths or records too small for the batch");
-  }
-  // Argument 7 (optional): with UDP_GRO on, segmentSizes[i] > 0 says datagram i
-  // is a run of datagrams of that size (the last may be shorter) from one sender.
-  uint32_t* segment_sizes = nullptr;
-  if (info.Length() > 7 && info[7].IsTypedArray()) {
-    size_t nseg;
-    segment_sizes = U32Of(info[7], &nseg);
-    if (max > nseg) return ThrowType(env, "recvBatch: segmentSizes too small for the batch");
+  if (!CheckArgs(info, sig::kRecvBatch)) return env.Undefined();
+  int fd = Int(info[0]);
+  View<uint8_t> slab = ViewOf<uint8_t>(info[1]);
+  uint32_t slot = Uint(info[2]);
+  uint32_t headroom = Uint(info[3]);
+  uint32_t max = Uint(info[4]);
+  View<uint32_t> lengths = ViewOf<uint32_t>(info[5]);
+  View<uint8_t> records = ViewOf<uint8_t>(info[6]);
+  View<uint32_t> segment_sizes = ViewOf<uint32_t>(info[7]);
+  if (headroom >= slot || max > kBatchMax || max > lengths.length || (size_t)max * slot > slab.length ||
+      (size_t)max * kAddrRecord > records.length || (segment_sizes.data != nullptr && max > segment_sizes.length)) {
+    return ThrowType(env, "recvBatch: slab, lengths, records or segmentSizes too small for the batch");
   }
   for (uint32_t i = 0; i < max; i++) {
     g_msg.iovs[i].iov_base = slab.data + (size_t)i * slot + headroom;
@@ -422,7 +492,7 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
     h->msg_namelen = sizeof g_msg.names[i];
     h->msg_iov = &g_msg.iovs[i];
     h->msg_iovlen = 1;
-    if (segment_sizes != nullptr) {
+    if (segment_sizes.data != nullptr) {
       h->msg_control = g_msg.controls[i];
       h->msg_controllen = kControlSpace;
     }
@@ -438,92 +508,62 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
   for (int i = 0; i < n; i++) {
     uint32_t len = g_msg.msgs[i].msg_len;
     if (g_msg.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = slot - headroom + 1;
-    lengths[i] = len;
+    lengths.data[i] = len;
     SockaddrToRecord(&g_msg.names[i], records.data + (size_t)i * kAddrRecord);
-    if (segment_sizes != nullptr) {
-      segment_sizes[i] = 0;
-      struct msghdr* h = &g_msg.msgs[i].msg_hdr;
-      if (h->msg_flags & MSG_TRUNC) continue;
-      for (struct cmsghdr* cm = CMSG_FIRSTHDR(h); cm != nullptr; cm = CMSG_NXTHDR(h, cm)) {
-        if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
-          int size;
-          memcpy(&size, CMSG_DATA(cm), sizeof size);
-          if (size > 0) segment_sizes[i] = (uint32_t)size;
-        }
+    if (segment_sizes.data == nullptr) continue;
+    segment_sizes.data[i] = 0;
+    struct msghdr* h = &g_msg.msgs[i].msg_hdr;
+    if (h->msg_flags & MSG_TRUNC) continue;
+    for (struct cmsghdr* cm = CMSG_FIRSTHDR(h); cm != nullptr; cm = CMSG_NXTHDR(h, cm)) {
+      if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
+        int size;
+        memcpy(&size, CMSG_DATA(cm), sizeof size);
+        if (size > 0) segment_sizes.data[i] = (uint32_t)size;
       }
     }
   }
   return Napi::Number::New(env, n);
 }
 
-bool WaitWritable(int fd) {
-  struct pollfd p = {fd, POLLOUT, 0};
-  int r;
-  do {
-    r = poll(&p, 1, kSendWaitMs);
-  } while (r < 0 && errno == EINTR);
-  return r > 0;
-}
-
-// sendBatch(fd, slab, offsets, lengths, records, count, results) -> datagrams sent
-// Datagram i is slab[offsets[i] .. +lengths[i]] to records[i*20]. Several
-// entries may point at the same bytes (flooding one frame to every peer).
-// results[i] is 0 if datagram i was sent, else its errno.
-// segmentSizes (optional, argument 7): if segmentSizes[i] > 0, datagram i is a run of
-// datagrams of that size (the last may be shorter) that the kernel splits
-// (UDP GSO, UDP_SEGMENT): one system call for a whole TCP segment train.
-// dontFragment (optional Uint8Array, argument 9): the outer IPv4 DF bit per
-// datagram. Runs of equal value go out in one sendmmsg each, IP_MTU_DISCOVER
-// set before the run: IP_PMTUDISC_DO (DF set; the kernel's path MTU applies, a
-// larger datagram fails with EMSGSIZE) or IP_PMTUDISC_DONT (DF clear). The
-// kernel reads the mode as it builds each datagram, so the choice is exact per
-// datagram. Without it the socket keeps the mode it was opened with.
+// sendBatch(fd, family, slab, offsets, lengths, records, results, segmentSizes, first, end) -> datagrams sent
+// Sends entries first..end-1: datagram i is slab[offsets[i] .. +lengths[i]] to
+// records[i*20], on a socket of family 4 or 6 (the caller knows it from
+// udpOpen). Several entries may point at the same bytes. results[i] is 0 if
+// datagram i was sent, else its errno. segmentSizes (Uint32Array or null): if
+// segmentSizes[i] > 0, datagram i is a run of datagrams of that size (the last
+// may be shorter) for the kernel to split (UDP GSO, UDP_SEGMENT).
+// A full socket buffer ends the call: the datagram that met it and every later
+// one get EAGAIN, for the caller to send again once the socket is writable.
+// Any other failure (no route, too big, ENOBUFS, ...) is that datagram's
+// result, and the rest of the batch goes on.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 7 || !info[0].IsNumber() || !IsBuffer(info[1]) || !info[2].IsTypedArray() ||
-      !info[3].IsTypedArray() || !IsBuffer(info[4]) || !info[5].IsNumber() || !info[6].IsTypedArray()) {
-    return ThrowType(env, "sendBatch(fd, slab, offsets, lengths, records, count, results)");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Bytes slab = BytesOf(info[1]);
-  size_t noff, nlen, nresults;
-  uint32_t* offsets = U32Of(info[2], &noff);
-  uint32_t* lengths = U32Of(info[3], &nlen);
-  Bytes records = BytesOf(info[4]);
-  uint32_t count = info[5].As<Napi::Number>().Uint32Value();
-  int32_t* results = I32Of(info[6], &nresults);
-  if (count > kBatchMax || count > noff || count > nlen || (size_t)count * kAddrRecord > records.length ||
-      count > nresults) {
+  if (!CheckArgs(info, sig::kSendBatch)) return env.Undefined();
+  int fd = Int(info[0]);
+  int family = Int(info[1]) == 4 ? AF_INET : AF_INET6;
+  View<uint8_t> slab = ViewOf<uint8_t>(info[2]);
+  View<uint32_t> offsets = ViewOf<uint32_t>(info[3]);
+  View<uint32_t> lengths = ViewOf<uint32_t>(info[4]);
+  View<uint8_t> records = ViewOf<uint8_t>(info[5]);
+  View<int32_t> results = ViewOf<int32_t>(info[6]);
+  View<uint32_t> segment_sizes = ViewOf<uint32_t>(info[7]);
+  uint32_t first = Uint(info[8]);
+  uint32_t end = Uint(info[9]);
+  if (first > end || end - first > kBatchMax || end > offsets.length || end > lengths.length ||
+      (size_t)end * kAddrRecord > records.length || end > results.length ||
+      (segment_sizes.data != nullptr && end > segment_sizes.length)) {
     return ThrowType(env, "sendBatch: arrays too small for the batch");
   }
-  // Argument 7: GSO sizes (Uint32Array); argument 8: per-datagram DF (Uint8Array).
-  uint32_t* segment_sizes = nullptr;
-  if (info.Length() > 7 && info[7].IsTypedArray() && info[7].As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
-    size_t nseg;
-    segment_sizes = U32Of(info[7], &nseg);
-    if (count > nseg) return ThrowType(env, "sendBatch: segmentSizes too small for the batch");
-  }
-  const uint8_t* dont_fragment = nullptr;
-  if (info.Length() > 8 && IsBuffer(info[8])) {
-    Bytes df = BytesOf(info[8]);
-    if (count > df.length) return ThrowType(env, "sendBatch: dontFragment too small for the batch");
-    dont_fragment = df.data;
-  }
-  int family = SocketFamily(fd);
-  if (family < 0) return ThrowErrno(env, "getsockname", errno);
-
-  // entry[k] is the batch index of message k, so results land in place.
-  static uint32_t entry[kBatchMax];
   uint32_t ready = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    results[i] = 0;
-    if ((size_t)offsets[i] + lengths[i] > slab.length) {
-      results[i] = EINVAL;
+  for (uint32_t i = first; i < end; i++) {
+    results.data[i] = 0;
+    if ((size_t)offsets.data[i] + lengths.data[i] > slab.length) {
+      results.data[i] = EINVAL;
       continue;
     }
-    entry[ready] = i;
-    g_msg.iovs[ready].iov_base = slab.data + offsets[i];
-    g_msg.iovs[ready].iov_len = lengths[i];
+    g_msg.entry[ready] = i;
+    g_msg.iovs[ready].iov_base = slab.data + offsets.data[i];
+    g_msg.iovs[ready].iov_len = lengths.data[i];
     struct msghdr* h = &g_msg.msgs[ready].msg_hdr;
     memset(h, 0, sizeof *h);
     socklen_t len;
@@ -532,7 +572,8 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     h->msg_namelen = len;
     h->msg_iov = &g_msg.iovs[ready];
     h->msg_iovlen = 1;
-    if (segment_sizes != nullptr && segment_sizes[i] > 0 && segment_sizes[i] < lengths[i]) {
+    uint32_t segment = segment_sizes.data != nullptr ? segment_sizes.data[i] : 0;
+    if (segment > 0 && segment < lengths.data[i]) {
       char* control = g_msg.controls[ready];
       memset(control, 0, kControlSpace);
       h->msg_control = control;
@@ -541,7 +582,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
       cm->cmsg_level = IPPROTO_UDP;
       cm->cmsg_type = UDP_SEGMENT;
       cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t size = (uint16_t)segment_sizes[i];
+      uint16_t size = (uint16_t)segment;
       memcpy(CMSG_DATA(cm), &size, sizeof size);
     }
     ready++;
@@ -549,17 +590,8 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
 
   uint32_t sent = 0;
   uint32_t next = 0;
-  int pmtu_mode = -1;
   while (next < ready) {
-    uint32_t end = ready;
-    if (dont_fragment != nullptr) {
-      uint8_t want = dont_fragment[entry[next]];
-      end = next + 1;
-      while (end < ready && dont_fragment[entry[end]] == want) end++;
-      int mode = want ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
-      if (mode != pmtu_mode && setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof mode) == 0) pmtu_mode = mode;
-    }
-    int n = sendmmsg(fd, g_msg.msgs + next, end - next, 0);
+    int n = sendmmsg(fd, g_msg.msgs + next, ready - next, 0);
     if (n > 0) {
       sent += n;
       next += n;
@@ -567,10 +599,11 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     int err = errno;
     if (err == EINTR) continue;
-    if ((err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) && WaitWritable(fd)) continue;
-    // This datagram cannot go (no route, too big, refused, buffer stuck):
-    // count it and carry on with the rest of the batch.
-    results[entry[next]] = err;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      for (; next < ready; next++) results.data[g_msg.entry[next]] = EAGAIN;
+      break;
+    }
+    results.data[g_msg.entry[next]] = err;
     next++;
   }
   return Napi::Number::New(env, sent);
@@ -581,28 +614,22 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
 // finishChecksum(buf, frameOffset, frameLength, csumStart, csumOffset) -> ok
 Napi::Value FinishChecksumJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !IsBuffer(info[0]) || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
-      !info[4].IsNumber()) {
-    return ThrowType(env, "finishChecksum(buf, frameOffset, frameLength, csumStart, csumOffset)");
-  }
-  Bytes buf = BytesOf(info[0]);
-  size_t offset = info[1].As<Napi::Number>().Uint32Value();
-  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  if (!CheckArgs(info, sig::kFinishChecksum)) return env.Undefined();
+  View<uint8_t> buf = ViewOf<uint8_t>(info[0]);
+  size_t offset = Uint(info[1]);
+  size_t length = Uint(info[2]);
   if (offset + length > buf.length) return ThrowType(env, "finishChecksum: frame outside the buffer");
-  bool ok = tsvtep::FinishChecksum(buf.data + offset, length, info[3].As<Napi::Number>().Uint32Value(),
-                                   info[4].As<Napi::Number>().Uint32Value());
+  bool ok = tsvtep::FinishChecksum(buf.data + offset, length, Uint(info[3]), Uint(info[4]));
   return Napi::Boolean::New(env, ok);
 }
 
 // tcpChecksumValid(buf, frameOffset, frameLength) -> boolean
 Napi::Value TcpChecksumValidJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !IsBuffer(info[0]) || !info[1].IsNumber() || !info[2].IsNumber()) {
-    return ThrowType(env, "tcpChecksumValid(buf, frameOffset, frameLength)");
-  }
-  Bytes buf = BytesOf(info[0]);
-  size_t offset = info[1].As<Napi::Number>().Uint32Value();
-  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  if (!CheckArgs(info, sig::kTcpChecksumValid)) return env.Undefined();
+  View<uint8_t> buf = ViewOf<uint8_t>(info[0]);
+  size_t offset = Uint(info[1]);
+  size_t length = Uint(info[2]);
   if (offset + length > buf.length) return ThrowType(env, "tcpChecksumValid: frame outside the buffer");
   return Napi::Boolean::New(env, tsvtep::TcpChecksumValid(buf.data + offset, length));
 }
@@ -611,32 +638,25 @@ Napi::Value TcpChecksumValidJs(const Napi::CallbackInfo& info) {
 // out = [count, stride, lastLength]; status 0, -1 (not a TCP frame), -2 (dst too small).
 Napi::Value SegmentTcpJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 10 || !IsBuffer(info[0]) || !IsBuffer(info[5]) || !IsBuffer(info[6]) || !info[9].IsTypedArray()) {
-    return ThrowType(env, "segmentTcp(src, frameOffset, frameLength, gsoSize, maxL3, prefix, dst, dstOffset, dstCapacity, out)");
-  }
-  for (int i : {1, 2, 3, 4, 7, 8}) {
-    if (!info[i].IsNumber()) return ThrowType(env, "segmentTcp: offsets and sizes must be numbers");
-  }
-  Bytes src = BytesOf(info[0]);
-  size_t offset = info[1].As<Napi::Number>().Uint32Value();
-  size_t length = info[2].As<Napi::Number>().Uint32Value();
-  Bytes prefix = BytesOf(info[5]);
-  Bytes dst = BytesOf(info[6]);
-  size_t dst_offset = info[7].As<Napi::Number>().Uint32Value();
-  size_t dst_cap = info[8].As<Napi::Number>().Uint32Value();
-  size_t nout;
-  uint32_t* out = U32Of(info[9], &nout);
-  if (offset + length > src.length || dst_offset + dst_cap > dst.length || nout < 3) {
+  if (!CheckArgs(info, sig::kSegmentTcp)) return env.Undefined();
+  View<uint8_t> src = ViewOf<uint8_t>(info[0]);
+  size_t offset = Uint(info[1]);
+  size_t length = Uint(info[2]);
+  View<uint8_t> prefix = ViewOf<uint8_t>(info[5]);
+  View<uint8_t> dst = ViewOf<uint8_t>(info[6]);
+  size_t dst_offset = Uint(info[7]);
+  size_t dst_cap = Uint(info[8]);
+  View<uint32_t> out = ViewOf<uint32_t>(info[9]);
+  if (offset + length > src.length || dst_offset + dst_cap > dst.length || out.length < 3) {
     return ThrowType(env, "segmentTcp: region outside its buffer");
   }
   tsvtep::SegmentResult result;
-  int status = tsvtep::SegmentTcp(src.data + offset, length, info[3].As<Napi::Number>().Uint32Value(),
-                                  info[4].As<Napi::Number>().Uint32Value(), prefix.data, prefix.length,
+  int status = tsvtep::SegmentTcp(src.data + offset, length, Uint(info[3]), Uint(info[4]), prefix.data, prefix.length,
                                   dst.data + dst_offset, dst_cap, &result);
   if (status == 0) {
-    out[0] = (uint32_t)result.count;
-    out[1] = (uint32_t)result.stride;
-    out[2] = (uint32_t)result.last_length;
+    out.data[0] = (uint32_t)result.count;
+    out.data[1] = (uint32_t)result.stride;
+    out.data[2] = (uint32_t)result.last_length;
   }
   return Napi::Number::New(env, status);
 }
@@ -647,11 +667,10 @@ Napi::Value SegmentTcpJs(const Napi::CallbackInfo& info) {
 // IPV6_MTU reads that route's MTU.
 Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !IsBuffer(info[0])) return ThrowType(env, "pathMtu(record)");
-  Bytes rec = BytesOf(info[0]);
+  if (!CheckArgs(info, sig::kPathMtu)) return env.Undefined();
+  View<uint8_t> rec = ViewOf<uint8_t>(info[0]);
   if (rec.length < kAddrRecord) return ThrowType(env, "pathMtu: address record must be 20 bytes");
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  int family = memcmp(rec.data, kMapped, 12) == 0 ? AF_INET : AF_INET6;
+  int family = RecordFamily(rec.data);
   int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, "socket", errno);
   struct sockaddr_storage ss;
@@ -674,8 +693,10 @@ Napi::Value PathMtu(const Napi::CallbackInfo& info) {
 
 // ---------------------------------------------------------------- Poller
 
-// Calls a JavaScript function whenever a descriptor is readable. One wake-up
-// per batch, not per frame: the callback drains the descriptor itself.
+// Calls a JavaScript function when a descriptor is readable or writable (the
+// events asked for in start: 1 readable, 2 writable; start again to change
+// them). One wake-up per batch, not per frame: the callback drains the
+// descriptor itself. One Poller per descriptor (libuv allows no more).
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -686,17 +707,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
-      Napi::TypeError::New(env, "new Poller(fd: number, onReadable: (errno: number) => void)")
-          .ThrowAsJavaScriptException();
-      return;
-    }
+    if (!CheckArgs(info, sig::kPoller)) return;
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     context_ = new Napi::AsyncContext(env, "tsvtep:poll");
     handle_ = new uv_poll_t;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
-    int rc = uv_poll_init(loop, handle_, info[0].As<Napi::Number>().Int32Value());
+    int rc = uv_poll_init(loop, handle_, Int(info[0]));
     if (rc < 0) {
       delete handle_;
       handle_ = nullptr;
@@ -713,13 +730,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
  private:
   Napi::Value Start(const Napi::CallbackInfo& info) {
-    if (!handle_) return info.Env().Undefined();
-    int rc = uv_poll_start(handle_, UV_READABLE, OnPoll);
-    if (rc < 0) return ThrowErrno(info.Env(), "uv_poll_start", -rc);
+    Napi::Env env = info.Env();
+    if (!CheckArgs(info, sig::kPollerStart)) return env.Undefined();
+    if (!handle_) return env.Undefined();
+    int events = Int(info[0]) & (UV_READABLE | UV_WRITABLE);
+    int rc = uv_poll_start(handle_, events, OnPoll);
+    if (rc < 0) return ThrowErrno(env, "uv_poll_start", -rc);
     // Keep the JS object alive while the handle can call back into it.
     if (!started_) Ref();
     started_ = true;
-    return info.Env().Undefined();
+    return env.Undefined();
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
@@ -737,17 +757,17 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   void CloseHandle() {
     if (!handle_) return;
-    uv_close(reinterpret_cast<uv_handle_t*>(handle_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     handle_ = nullptr;
   }
 
-  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
     Poller* self = static_cast<Poller*>(handle->data);
     Napi::Env env = self->callback_.Env();
     Napi::HandleScope scope(env);
     Napi::Value err = Napi::Number::New(env, status < 0 ? -status : 0);
-    self->callback_.MakeCallback(env.Global(), {err}, *self->context_);
+    Napi::Value ready = Napi::Number::New(env, status < 0 ? 0 : events);
+    self->callback_.MakeCallback(env.Global(), {err, ready}, *self->context_);
   }
 
   Napi::FunctionReference callback_;
@@ -758,7 +778,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BATCH_MAX", Napi::Number::New(env, kBatchMax));
-  exports.Set("ADDR_RECORD", Napi::Number::New(env, kAddrRecord));
+  exports.Set("POLL_READABLE", Napi::Number::New(env, UV_READABLE));
+  exports.Set("POLL_WRITABLE", Napi::Number::New(env, UV_WRITABLE));
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("tapSetOffload", Napi::Function::New(env, TapSetOffload));
@@ -772,6 +793,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readFrames", Napi::Function::New(env, ReadFrames));
   exports.Set("writeFrames", Napi::Function::New(env, WriteFrames));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpen));
+  exports.Set("udpSetDontFragment", Napi::Function::New(env, UdpSetDontFragment));
   exports.Set("udpEnableGro", Napi::Function::New(env, UdpEnableGro));
   exports.Set("udpLocalRecord", Napi::Function::New(env, UdpLocalRecord));
   exports.Set("recvBatch", Napi::Function::New(env, RecvBatch));

@@ -13,7 +13,7 @@ import { Fdb } from './core/fdb';
 import { Network } from './core/network';
 import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
-import { VXLAN_HEADER_LEN } from './core/vxlan';
+import { VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from './core/protocol';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
 import { DockerError, dockerNetworkBridge } from './io/docker';
 import {
@@ -49,9 +49,6 @@ export class ChangeError extends Error {
   }
 }
 
-/** Outer IPv4 + UDP + VXLAN + inner Ethernet headers; IPv6 adds 20. */
-const OVERHEAD_IPV4 = 20 + 8 + VXLAN_HEADER_LEN + 14;
-const OVERHEAD_IPV6 = 40 + 8 + VXLAN_HEADER_LEN + 14;
 /** An inner 802.1Q tag may ride on top of the TAP's MTU. */
 const VLAN_TAG = 4;
 const BATCH_SIZE = 64;
@@ -602,7 +599,7 @@ async function underlayAddress(dev: string): Promise<string> {
 async function overlayMtuFor(peers: string[]): Promise<number> {
   let smallest = Infinity;
   for (const peer of peers) {
-    const overhead = addressFamily(peer) === 4 ? OVERHEAD_IPV4 : OVERHEAD_IPV6;
+    const overhead = addressFamily(peer) === 4 ? VXLAN_OVERHEAD_IPV4 : VXLAN_OVERHEAD_IPV6;
     try {
       const route = await routeTo(peer);
       smallest = Math.min(smallest, route.mtu - overhead);
@@ -610,7 +607,7 @@ async function overlayMtuFor(peers: string[]): Promise<number> {
       smallest = Math.min(smallest, 1500 - overhead);
     }
   }
-  return Number.isFinite(smallest) ? smallest : 1500 - OVERHEAD_IPV4;
+  return Number.isFinite(smallest) ? smallest : 1500 - VXLAN_OVERHEAD_IPV4;
 }
 
 function openSocket(bindAddress: string | undefined, config: DaemonConfig): UdpSocket {

@@ -12,9 +12,8 @@
 
 import { finishChecksum, sumWords } from './checksum';
 import { GSO_TCPV4, GSO_TCPV6, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from './offload';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './protocol';
 
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
 const PROTO_TCP = 6;
 const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;

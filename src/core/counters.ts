@@ -69,6 +69,8 @@ export class NetworkCounters {
   fragmentedFrames = 0;
   fdbLearned = 0;
   fdbMoved = 0;
+  /** Frames whose source MAC has a static entry behind another remote: the entry is kept, not moved. */
+  fdbStaticKept = 0;
   fdbAgedOut = 0;
   readonly drops = new NetworkDrops();
   readonly faults = new NetworkFaults();

@@ -1,7 +1,7 @@
 // Ethernet helpers. A MAC address is handled as two numbers, the high 16 bits
 // and the low 32 bits, so the hot path never builds a string or an object.
 
-export const ETH_HEADER_LEN = 14;
+export { ETH_HEADER_LEN } from './protocol';
 export const ETH_DST_OFFSET = 0;
 export const ETH_SRC_OFFSET = 6;
 

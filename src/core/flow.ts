@@ -5,9 +5,7 @@
 // protocol and, for TCP/UDP/SCTP outside fragments, the ports; for anything
 // else the MAC addresses.
 
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
-const ETHERTYPE_VLAN = 0x8100;
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN } from './protocol';
 
 function mix(h: number, word: number): number {
   h = Math.imul(h ^ word, 0x01000193);

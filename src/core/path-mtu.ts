@@ -7,7 +7,8 @@
 import { isMappedIpv4 } from './address';
 import { NO_REMOTE } from './fdb';
 import type { Network } from './network';
-import { IPV4_MIN_MTU, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from './pmtu';
+import { VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from './protocol';
+import { IPV4_MIN_MTU } from './too-big';
 import type { DatagramPort } from './ports';
 import { NO_PATH_LIMIT, type Remote, type RemoteTable } from './remotes';
 
@@ -74,13 +75,6 @@ export class PathMtus {
       limited++;
     }
     this.limitedRemotes = limited;
-  }
-
-  exceedsKernelPath(remoteId: number, packet: number): boolean {
-    const remote = this.remotes.get(remoteId);
-    if (remote === undefined) return false;
-    const mtu = this.kernelPathMtu(remote);
-    return mtu > 0 && packet > mtu;
   }
 
   /** The kernel's path MTU to the remote as an inner packet size; 0 if unknown. */

@@ -5,7 +5,9 @@
 // |R|R|R|R|I|R|R|R|           Reserved                            |
 // |          VXLAN Network Identifier (VNI)       |   Reserved    |
 
-export const VXLAN_HEADER_LEN = 8;
+import { VXLAN_HEADER_LEN } from './protocol';
+
+export { VXLAN_HEADER_LEN };
 export const VXLAN_FLAG_I = 0x08;
 export const VNI_MIN = 0;
 export const VNI_MAX = 0xffffff;

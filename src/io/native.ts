@@ -1,17 +1,19 @@
 // Typed binding of the native addon (native/tsvtep.cc). Keep it thin: the
-// addon moves bytes, TypeScript decides.
+// addon makes system calls and moves bytes, TypeScript decides.
 
 import path from 'node:path';
 
 export interface NativePoller {
-  start(): void;
+  /** Watches for events (POLL_READABLE | POLL_WRITABLE); again to change them. */
+  start(events: number): void;
   stop(): void;
   close(): void;
 }
 
 export interface NativeAddon {
   readonly BATCH_MAX: number;
-  readonly ADDR_RECORD: number;
+  readonly POLL_READABLE: number;
+  readonly POLL_WRITABLE: number;
   tapOpen(name: string, vnetHdr: boolean): { fd: number; name: string };
   closeFd(fd: number): void;
   readonly TUN_F_CSUM: number;
@@ -34,17 +36,11 @@ export interface NativeAddon {
     out: Uint32Array,
   ): number;
   readFrames(fd: number, slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
-  writeFrames(
-    fd: number,
-    slab: Buffer,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    count: number,
-    results: Int32Array,
-    /** true: an empty virtio_net_hdr in front of every frame; or per frame (1 = add one). */
-    vnetHeader?: boolean | Uint8Array,
-  ): number;
+  /** vnetHdr: true, an empty virtio_net_hdr in front of every frame; false, none; or per frame (1 = add one). */
+  writeFrames(fd: number, slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, vnetHdr: boolean | Uint8Array): number;
   udpOpen(record: Buffer, v6only: boolean, rcvbuf: number, sndbuf: number, dontFragment: boolean): number;
+  /** Outer IPv4 DF for the datagrams sent from now on (IP_MTU_DISCOVER). */
+  udpSetDontFragment(fd: number, on: boolean): void;
   udpLocalRecord(fd: number, record: Buffer): void;
   recvBatch(
     fd: number,
@@ -54,23 +50,28 @@ export interface NativeAddon {
     max: number,
     lengths: Uint32Array,
     records: Buffer,
-    segmentSizes?: Uint32Array,
+    segmentSizes: Uint32Array | null,
   ): number;
   udpEnableGro(fd: number): void;
+  /**
+   * Sends entries first..end-1 (at most BATCH_MAX); results[i] = 0 or errno. A full socket
+   * buffer gives EAGAIN to the entry that met it and every later one. Returns how many were sent.
+   */
   sendBatch(
     fd: number,
+    family: 4 | 6,
     slab: Buffer,
     offsets: Uint32Array,
     lengths: Uint32Array,
     records: Buffer,
-    count: number,
     results: Int32Array,
-    segmentSizes?: Uint32Array,
-    dontFragment?: Uint8Array,
+    segmentSizes: Uint32Array | null,
+    first: number,
+    end: number,
   ): number;
   /** The kernel's path MTU towards the record's address (a connected probe socket's IP_MTU). */
   pathMtu(record: Buffer): number;
-  Poller: new (fd: number, onReadable: (errno: number) => void) => NativePoller;
+  Poller: new (fd: number, onEvent: (errno: number, events: number) => void) => NativePoller;
 }
 
 /** An error thrown by the addon: err.code is the errno name, e.g. 'EPERM'. */

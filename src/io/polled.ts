@@ -1,24 +1,72 @@
 // A descriptor the event loop watches: the TAP and the UDP socket share how
-// they are woken up and how they are closed.
+// they are woken up (readable, and writable again after EAGAIN) and how they
+// are closed. One native poller per descriptor, its events changed as needed.
 
 import { native, type NativePoller } from './native';
+
+const READABLE = 1;
+const WRITABLE = 2;
 
 export class PolledDescriptor {
   private poller: NativePoller | undefined;
   private closed = false;
+  private onReadable: ((errno: number) => void) | undefined;
+  private onWritable: (() => void) | undefined;
+  private paused = false;
+  private events = 0;
 
   constructor(readonly fd: number) {}
 
   /** Calls onReadable whenever data waits; errno is non-zero if polling failed, and polling then stops. */
   watch(onReadable: (errno: number) => void): void {
+    this.onReadable = onReadable;
+    this.update();
+  }
+
+  /** Stops calling onReadable until resumeReading (data waits in the kernel meanwhile). */
+  pauseReading(): void {
+    this.paused = true;
+    this.update();
+  }
+
+  resumeReading(): void {
+    this.paused = false;
+    this.update();
+  }
+
+  /** Calls callback once, when the descriptor is writable (or polling it failed). */
+  waitWritable(callback: () => void): void {
+    this.onWritable = callback;
+    this.update();
+  }
+
+  private update(): void {
+    if (this.closed) return;
+    const events = (this.onReadable !== undefined && !this.paused ? READABLE : 0) | (this.onWritable !== undefined ? WRITABLE : 0);
+    if (events === this.events) return;
+    this.events = events;
+    if (events === 0) {
+      this.poller?.stop();
+      return;
+    }
     // A poller that reports an error is stopped: libuv's keeps firing otherwise (or has
     // stopped itself, unseen), and the owner decides what the error means.
-    const poller = new (native().Poller)(this.fd, (errno) => {
-      if (errno !== 0) poller.stop();
-      onReadable(errno);
-    });
-    this.poller = poller;
-    poller.start();
+    this.poller ??= new (native().Poller)(this.fd, (errno, ready) => this.onEvent(errno, ready));
+    this.poller.start(events);
+  }
+
+  private onEvent(errno: number, ready: number): void {
+    if (errno !== 0) {
+      this.poller?.stop();
+      this.events = 0;
+    }
+    const writable = this.onWritable;
+    if (writable !== undefined && (errno !== 0 || (ready & WRITABLE) !== 0)) {
+      this.onWritable = undefined;
+      if (errno === 0) this.update();
+      writable();
+    }
+    if (this.onReadable !== undefined && !this.paused && (errno !== 0 || (ready & READABLE) !== 0)) this.onReadable(errno);
   }
 
   /** Stops watching and closes the descriptor (a TAP is then deleted by the kernel). */

@@ -7,10 +7,12 @@
 // The pool is a DatagramPort: the engine does not know there is more than one
 // socket. Receiving, GRO and path MTU stay with the main socket.
 
+import { constants } from 'node:os';
 import { ADDR_RECORD_LEN } from '../core/address';
+import { SendQueue, type Slab } from '../core/batches';
 import { flowHash } from '../core/flow';
 import { VXLAN_HEADER_LEN } from '../core/vxlan';
-import type { DatagramPort } from '../core/ports';
+import { SEND_DONE, SEND_GSO_DISABLED, type DatagramPort, type SendOutcome } from '../core/ports';
 import { isErrnoError, native } from './native';
 import { UdpSocket } from './udp';
 
@@ -21,36 +23,30 @@ const SENDER_RECEIVE_BUFFER = 1;
 /** Bytes of the inner frame that identify its flow (Ethernet, VLAN, IPv6, ports). */
 const FLOW_BYTES = 128;
 
-/** One socket's share of a batch, preallocated. */
-class Share {
-  count = 0;
+/** One socket's share of a batch, preallocated; index[k] is the entry of the caller's queue. */
+class Share extends SendQueue {
   readonly index: Uint32Array;
-  readonly offsets: Uint32Array;
-  readonly lengths: Uint32Array;
-  readonly records: Buffer;
-  readonly results: Int32Array;
-  readonly dontFragment: Uint8Array;
-  readonly segmentSizes: Uint32Array;
-  constructor(capacity: number) {
+  /** The last send met a full socket buffer. */
+  blocked = false;
+  constructor(
+    capacity: number,
+    readonly sender: UdpSocket,
+  ) {
+    super(capacity, Buffer.alloc(0));
     this.index = new Uint32Array(capacity);
-    this.offsets = new Uint32Array(capacity);
-    this.lengths = new Uint32Array(capacity);
-    this.records = Buffer.alloc(capacity * ADDR_RECORD_LEN);
-    this.results = new Int32Array(capacity);
-    this.dontFragment = new Uint8Array(capacity);
-    this.segmentSizes = new Uint32Array(capacity);
   }
 }
 
 export class SourcePortPool implements DatagramPort {
   private readonly shares: Share[];
+  gsoError = 0;
 
   private constructor(
     private readonly main: UdpSocket,
     private readonly senders: UdpSocket[],
   ) {
     const capacity = native().BATCH_MAX;
-    this.shares = senders.map(() => new Share(capacity));
+    this.shares = senders.map((sender) => new Share(capacity, sender));
   }
 
   /** count sockets on random high ports of address, beside main. */
@@ -69,8 +65,8 @@ export class SourcePortPool implements DatagramPort {
     return this.senders.map((s) => s.localAddress().port);
   }
 
-  recvBatch(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array, records: Buffer, segmentSizes?: Uint32Array): number {
-    return this.main.recvBatch(slab, slotSize, headroom, max, lengths, records, segmentSizes);
+  recvBatch(slab: Slab): number {
+    return this.main.recvBatch(slab);
   }
 
   pathMtu(records: Buffer, offset: number): number {
@@ -78,55 +74,65 @@ export class SourcePortPool implements DatagramPort {
   }
 
   // HOT PATH: each datagram to the socket its inner flow hashes to, one sendmmsg per socket.
-  sendBatch(
-    slab: Buffer,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    records: Buffer,
-    count: number,
-    results: Int32Array,
-    dontFragment?: Uint8Array,
-    segmentSizes?: Uint32Array,
-  ): number {
+  sendBatch(queue: SendQueue): SendOutcome {
     const shares = this.shares;
-    for (let i = 0; i < count; i++) {
-      const frame = offsets[i] + VXLAN_HEADER_LEN;
-      const flowLength = Math.min(lengths[i] - VXLAN_HEADER_LEN, FLOW_BYTES);
-      const share = shares[flowHash(slab, frame, flowLength) % shares.length];
+    const bytes = queue.bytes;
+    for (let i = 0; i < queue.count; i++) {
+      const frame = queue.offsets[i] + VXLAN_HEADER_LEN;
+      const flowLength = Math.min(queue.lengths[i] - VXLAN_HEADER_LEN, FLOW_BYTES);
+      const share = shares[flowHash(bytes, frame, flowLength) % shares.length];
+      if (share.count === share.capacity) this.sendShare(share, queue);
       const k = share.count++;
       share.index[k] = i;
-      share.offsets[k] = offsets[i];
-      share.lengths[k] = lengths[i];
-      share.dontFragment[k] = dontFragment === undefined ? 0 : dontFragment[i];
-      share.segmentSizes[k] = segmentSizes === undefined ? 0 : segmentSizes[i];
+      share.offsets[k] = queue.offsets[i];
+      share.lengths[k] = queue.lengths[i];
+      share.dontFragment[k] = queue.dontFragment[i];
+      share.segmentSizes[k] = queue.segmentSizes[i];
       const from = i * ADDR_RECORD_LEN;
       const to = k * ADDR_RECORD_LEN;
-      for (let b = 0; b < ADDR_RECORD_LEN; b++) share.records[to + b] = records[from + b];
+      for (let b = 0; b < ADDR_RECORD_LEN; b++) share.records[to + b] = queue.records[from + b];
     }
-    let sent = 0;
-    for (let s = 0; s < shares.length; s++) {
-      const share = shares[s];
-      if (share.count === 0) continue;
-      sent += this.senders[s].sendBatch(
-        slab,
-        share.offsets,
-        share.lengths,
-        share.records,
-        share.count,
-        share.results,
-        dontFragment === undefined ? undefined : share.dontFragment,
-        share.segmentSizes,
-      );
-      for (let k = 0; k < share.count; k++) results[share.index[k]] = share.results[k];
-      share.count = 0;
+    const gsoBefore = this.gsoError;
+    for (let s = 0; s < shares.length; s++) this.sendShare(shares[s], queue);
+    return this.gsoError !== 0 && gsoBefore === 0 ? SEND_GSO_DISABLED : SEND_DONE;
+  }
+
+  private sendShare(share: Share, queue: SendQueue): void {
+    if (share.count === 0) return;
+    share.bytes = queue.bytes;
+    share.perDatagramDf = queue.perDatagramDf;
+    const sender = share.sender;
+    // Each sender keeps its own GSO state; the pool reports the first refusal.
+    if (sender.sendBatch(share) === SEND_GSO_DISABLED && this.gsoError === 0) this.gsoError = sender.gsoError;
+    share.blocked = false;
+    for (let k = 0; k < share.count; k++) {
+      const errno = share.results[k];
+      queue.results[share.index[k]] = errno;
+      if (errno === EAGAIN) share.blocked = true;
     }
-    return sent;
+    share.count = 0;
+  }
+
+  /** Calls back once every sender whose buffer was full is writable again. */
+  waitWritable(callback: () => void): void {
+    let waiting = 0;
+    const done = () => {
+      if (--waiting === 0) callback();
+    };
+    for (const share of this.shares) {
+      if (!share.blocked) continue;
+      waiting++;
+      share.sender.waitWritable(done);
+    }
+    if (waiting === 0) callback();
   }
 
   close(): void {
     for (const sender of this.senders) sender.close();
   }
 }
+
+const EAGAIN = constants.errno.EAGAIN;
 
 function openOnRandomPort(address: string, dontFragment: boolean | 'inherit'): UdpSocket {
   for (let attempt = 0; ; attempt++) {

@@ -1,5 +1,6 @@
 // The TAP device: a FramePort over the native addon, woken by the event loop.
 
+import type { FrameBatch, Slab } from '../core/batches';
 import type { FramePort } from '../core/ports';
 import { native } from './native';
 import { PolledDescriptor } from './polled';
@@ -37,11 +38,12 @@ export class TapDevice extends PolledDescriptor implements FramePort {
     return tap;
   }
 
-  readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number {
-    return native().readFrames(this.fd, slab, slotSize, headroom, max, lengths);
+  readFrames(slab: Slab): number {
+    return native().readFrames(this.fd, slab.bytes, slab.slotSize, slab.headroom, slab.slots, slab.lengths);
   }
 
-  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, prependHeader?: Uint8Array): number {
-    return native().writeFrames(this.fd, slab, offsets, lengths, count, results, this.vnetHeader ? (prependHeader ?? true) : false);
+  writeFrames(batch: FrameBatch): number {
+    const vnetHdr = this.vnetHeader ? (batch.ownHeaders ? batch.prependHeader : true) : false;
+    return native().writeFrames(this.fd, batch.bytes, batch.offsets, batch.lengths, batch.count, batch.results, vnetHdr);
   }
 }

@@ -7,7 +7,8 @@ import { ManualClock } from '../../src/core/clock';
 import { Engine } from '../../src/core/engine';
 import { Fdb } from '../../src/core/fdb';
 import { Network } from '../../src/core/network';
-import type { DatagramPort, FramePort } from '../../src/core/ports';
+import type { FrameBatch, SendQueue, Slab } from '../../src/core/batches';
+import { SEND_DONE, type DatagramPort, type FramePort, type SendOutcome } from '../../src/core/ports';
 import { RemoteTable } from '../../src/core/remotes';
 
 export const VXLAN_PORT = 4789;
@@ -18,22 +19,22 @@ export class FakeTap implements FramePort {
   /** Frames the engine wrote to the TAP (towards the bridge). */
   readonly toBridge: Buffer[] = [];
 
-  readFrames(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number {
+  readFrames(slab: Slab): number {
     let n = 0;
-    while (n < max && this.fromBridge.length > 0) {
+    while (n < slab.slots && this.fromBridge.length > 0) {
       const frame = this.fromBridge.shift() as Buffer;
-      frame.copy(slab, n * slotSize + headroom);
-      lengths[n++] = frame.length;
+      frame.copy(slab.bytes, n * slab.slotSize + slab.headroom);
+      slab.lengths[n++] = frame.length;
     }
     return n;
   }
 
-  writeFrames(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array): number {
-    for (let i = 0; i < count; i++) {
-      this.toBridge.push(Buffer.from(slab.subarray(offsets[i], offsets[i] + lengths[i])));
-      results[i] = 0;
+  writeFrames(batch: FrameBatch): number {
+    for (let i = 0; i < batch.count; i++) {
+      this.toBridge.push(Buffer.from(batch.bytes.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i])));
+      batch.results[i] = 0;
     }
-    return count;
+    return batch.count;
   }
 }
 
@@ -85,35 +86,32 @@ export class FakeSocket implements DatagramPort {
     this.inbox.push({ bytes, source: addressRecord(from, 49_152) });
   }
 
-  recvBatch(
-    slab: Buffer,
-    slotSize: number,
-    headroom: number,
-    max: number,
-    lengths: Uint32Array,
-    records: Buffer,
-    segmentSizes?: Uint32Array,
-  ): number {
+  recvBatch(slab: Slab): number {
     let n = 0;
-    while (n < max && this.inbox.length > 0) {
+    while (n < slab.slots && this.inbox.length > 0) {
       const datagram = this.inbox.shift() as Datagram;
-      datagram.bytes.copy(slab, n * slotSize + headroom);
-      datagram.source.copy(records, n * ADDR_RECORD_LEN);
-      if (segmentSizes) segmentSizes[n] = datagram.segmentSize ?? 0;
-      lengths[n++] = datagram.bytes.length;
+      datagram.bytes.copy(slab.bytes, n * slab.slotSize + slab.headroom);
+      datagram.source.copy(slab.records, n * ADDR_RECORD_LEN);
+      if (slab.segmentSizes) slab.segmentSizes[n] = datagram.segmentSize ?? 0;
+      slab.lengths[n++] = datagram.bytes.length;
     }
     return n;
   }
 
-  sendBatch(slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, records: Buffer, count: number, results: Int32Array): number {
-    let sent = 0;
-    for (let i = 0; i < count; i++) {
-      const bytes = Buffer.from(slab.subarray(offsets[i], offsets[i] + lengths[i]));
-      const to = records.subarray(i * ADDR_RECORD_LEN, (i + 1) * ADDR_RECORD_LEN);
-      results[i] = this.underlay.deliver(this, to, bytes);
-      if (results[i] === 0) sent++;
+  /** Delivers every datagram; a train (UDP GSO) arrives as the datagrams the kernel would cut it into. */
+  sendBatch(queue: SendQueue): SendOutcome {
+    for (let i = 0; i < queue.count; i++) {
+      const to = queue.records.subarray(i * ADDR_RECORD_LEN, (i + 1) * ADDR_RECORD_LEN);
+      const start = queue.offsets[i];
+      const end = start + queue.lengths[i];
+      const size = queue.segmentSizes[i] > 0 ? queue.segmentSizes[i] : queue.lengths[i];
+      queue.results[i] = 0;
+      for (let offset = start; offset < end; offset += size) {
+        const errno = this.underlay.deliver(this, to, Buffer.from(queue.bytes.subarray(offset, Math.min(offset + size, end))));
+        if (errno !== 0) queue.results[i] = errno;
+      }
     }
-    return sent;
+    return SEND_DONE;
   }
 }
 

@@ -5,11 +5,18 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADDR_RECORD_LEN, addressRecord, recordAddress } from '../../src/core/address';
+import { SendQueue, Slab } from '../../src/core/batches';
+import { ManualClock } from '../../src/core/clock';
+import { Fdb } from '../../src/core/fdb';
+import { Network } from '../../src/core/network';
+import { SEND_DONE } from '../../src/core/ports';
 import { native, isErrnoError } from '../../src/io/native';
 import { TapDevice } from '../../src/io/tap';
 import { UdpSocket } from '../../src/io/udp';
 
 const opened: { close(): void }[] = [];
+/** The network a queued datagram is counted for; these tests read only the socket's results. */
+const network = new Network(100, new Fdb({ clock: new ManualClock() }), { readFrames: () => 0, writeFrames: () => 0 });
 afterEach(() => {
   for (const thing of opened.splice(0)) thing.close();
 });
@@ -30,10 +37,8 @@ describe('TAP device', () => {
     opened.push(tap);
     expect(tap.name).toBe(name);
     expect(linkExists(name)).toBe(true);
-    const slab = Buffer.alloc(4 * 2048);
-    const lengths = new Uint32Array(4);
     // The TAP is down: nothing to read, and reading does not block.
-    expect(tap.readFrames(slab, 2048, 64, 4, lengths)).toBe(0);
+    expect(tap.readFrames(new Slab(4, 2048, 64))).toBe(0);
     tap.close();
     expect(linkExists(name)).toBe(false);
   });
@@ -72,32 +77,25 @@ describe('batched UDP', () => {
     const from = sender.localAddress();
 
     const count = 10;
-    const slab = Buffer.alloc(count * 256);
-    const offsets = new Uint32Array(count);
-    const lengths = new Uint32Array(count);
-    const records = Buffer.alloc(count * ADDR_RECORD_LEN);
+    const queue = new SendQueue(count, Buffer.alloc(count * 256));
+    const record = addressRecord(to.address, to.port);
     for (let i = 0; i < count; i++) {
-      offsets[i] = i * 256 + 64;
-      lengths[i] = 10 + i;
-      slab.fill(i, offsets[i], offsets[i] + lengths[i]);
-      addressRecord(to.address, to.port).copy(records, i * ADDR_RECORD_LEN);
+      queue.add(network, 0, record, i * 256 + 64, 10 + i, 0, 1, 0);
+      queue.bytes.fill(i, queue.offsets[i], queue.offsets[i] + queue.lengths[i]);
     }
-    const results = new Int32Array(count);
-    expect(sender.sendBatch(slab, offsets, lengths, records, count, results)).toBe(count);
-    expect([...results]).toEqual(new Array(count).fill(0));
+    expect(sender.sendBatch(queue)).toBe(SEND_DONE);
+    expect([...queue.results]).toEqual(new Array(count).fill(0));
 
-    const inSlab = Buffer.alloc(16 * 512);
-    const inLengths = new Uint32Array(16);
-    const inRecords = Buffer.alloc(16 * ADDR_RECORD_LEN);
-    const n = receiver.recvBatch(inSlab, 512, 64, 16, inLengths, inRecords);
+    const inSlab = new Slab(16, 512, 64);
+    const n = receiver.recvBatch(inSlab);
     expect(n).toBe(count);
     for (let i = 0; i < count; i++) {
-      expect(inLengths[i]).toBe(10 + i);
-      expect(inSlab[i * 512 + 64]).toBe(i);
-      expect(recordAddress(inRecords, i * ADDR_RECORD_LEN)).toBe('127.0.0.1');
-      expect(inRecords.readUInt16BE(i * ADDR_RECORD_LEN + 16)).toBe(from.port);
+      expect(inSlab.lengths[i]).toBe(10 + i);
+      expect(inSlab.bytes[i * 512 + 64]).toBe(i);
+      expect(recordAddress(inSlab.records, i * ADDR_RECORD_LEN)).toBe('127.0.0.1');
+      expect(inSlab.records.readUInt16BE(i * ADDR_RECORD_LEN + 16)).toBe(from.port);
     }
-    expect(receiver.recvBatch(inSlab, 512, 64, 16, inLengths, inRecords)).toBe(0);
+    expect(receiver.recvBatch(inSlab)).toBe(0);
   });
 
   it('reports a datagram larger than its slot so it can be counted as oversize', () => {
@@ -105,11 +103,12 @@ describe('batched UDP', () => {
     const sender = UdpSocket.open('127.0.0.1', 0, false);
     opened.push(receiver, sender);
     const to = receiver.localAddress();
-    const results = new Int32Array(1);
-    sender.sendBatch(Buffer.alloc(1000), new Uint32Array([0]), new Uint32Array([1000]), addressRecord(to.address, to.port), 1, results);
-    const lengths = new Uint32Array(1);
-    expect(receiver.recvBatch(Buffer.alloc(512), 512, 64, 1, lengths, Buffer.alloc(ADDR_RECORD_LEN))).toBe(1);
-    expect(lengths[0]).toBeGreaterThan(512 - 64);
+    const queue = new SendQueue(1, Buffer.alloc(1000));
+    queue.add(network, 0, addressRecord(to.address, to.port), 0, 1000, 0, 1, 0);
+    sender.sendBatch(queue);
+    const slab = new Slab(1, 512, 64);
+    expect(receiver.recvBatch(slab)).toBe(1);
+    expect(slab.lengths[0]).toBeGreaterThan(512 - 64);
   });
 
   it('puts the errno of a failed datagram in its result and sends the rest', () => {
@@ -117,16 +116,14 @@ describe('batched UDP', () => {
     const sender = UdpSocket.open('127.0.0.1', 0, false);
     opened.push(receiver, sender);
     const to = receiver.localAddress();
-    const records = Buffer.alloc(3 * ADDR_RECORD_LEN);
-    addressRecord(to.address, to.port).copy(records, 0);
-    addressRecord('127.0.0.1', 0).copy(records, ADDR_RECORD_LEN); // port 0: EINVAL
-    addressRecord(to.address, to.port).copy(records, 2 * ADDR_RECORD_LEN);
-    const results = new Int32Array(3);
-    const sent = sender.sendBatch(Buffer.alloc(100), new Uint32Array([0, 0, 0]), new Uint32Array([50, 50, 50]), records, 3, results);
-    expect(sent).toBe(2);
-    expect(results[0]).toBe(0);
-    expect(results[1]).not.toBe(0);
-    expect(results[2]).toBe(0);
+    const queue = new SendQueue(3, Buffer.alloc(100));
+    queue.add(network, 0, addressRecord(to.address, to.port), 0, 50, 0, 1, 0);
+    queue.add(network, 0, addressRecord('127.0.0.1', 0), 0, 50, 0, 1, 0); // port 0: EINVAL
+    queue.add(network, 0, addressRecord(to.address, to.port), 0, 50, 0, 1, 0);
+    sender.sendBatch(queue);
+    expect(queue.results[0]).toBe(0);
+    expect(queue.results[1]).not.toBe(0);
+    expect(queue.results[2]).toBe(0);
   });
 
   it('fails to bind a port in use with EADDRINUSE', () => {

@@ -24,8 +24,9 @@ import {
   isTruncated,
   oversizeAction,
   wantsOuterDf,
-} from '../../src/core/pmtu';
-import type { DatagramPort } from '../../src/core/ports';
+} from '../../src/core/too-big';
+import type { SendQueue, Slab } from '../../src/core/batches';
+import { SEND_DONE, type DatagramPort, type SendOutcome } from '../../src/core/ports';
 import { NO_PATH_LIMIT, RemoteTable } from '../../src/core/remotes';
 import { FakeTap } from '../helpers/sim';
 
@@ -497,37 +498,28 @@ class Socket implements DatagramPort {
   refuseOver = Infinity;
   /** What pathMtu() reports: the kernel's idea of the outer path MTU. */
   kernelMtu = 1500;
-  recvBatch(slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array, records: Buffer): number {
+  recvBatch(slab: Slab): number {
     let n = 0;
-    while (n < max && this.inbox.length > 0) {
+    while (n < slab.slots && this.inbox.length > 0) {
       const { bytes, from } = this.inbox.shift() as { bytes: Buffer; from: string };
-      bytes.copy(slab, n * slotSize + headroom);
-      addressRecord(from, 4789).copy(records, n * ADDR_RECORD_LEN);
-      lengths[n++] = bytes.length;
+      bytes.copy(slab.bytes, n * slab.slotSize + slab.headroom);
+      addressRecord(from, 4789).copy(slab.records, n * ADDR_RECORD_LEN);
+      slab.lengths[n++] = bytes.length;
     }
     return n;
   }
-  sendBatch(
-    slab: Buffer,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    records: Buffer,
-    count: number,
-    results: Int32Array,
-    dontFragment?: Uint8Array,
-  ): number {
-    let sent = 0;
-    for (let i = 0; i < count; i++) {
-      if (lengths[i] > this.refuseOver) {
-        results[i] = EMSGSIZE;
+  sendBatch(queue: SendQueue): SendOutcome {
+    for (let i = 0; i < queue.count; i++) {
+      if (queue.lengths[i] > this.refuseOver) {
+        queue.results[i] = EMSGSIZE;
         continue;
       }
-      const to = recordAddress(records, i * ADDR_RECORD_LEN);
-      this.sent.push({ to, bytes: Buffer.from(slab.subarray(offsets[i], offsets[i] + lengths[i])), dontFragment: dontFragment?.[i] });
-      results[i] = 0;
-      sent++;
+      const to = recordAddress(queue.records, i * ADDR_RECORD_LEN);
+      const bytes = Buffer.from(queue.bytes.subarray(queue.offsets[i], queue.offsets[i] + queue.lengths[i]));
+      this.sent.push({ to, bytes, dontFragment: queue.perDatagramDf ? queue.dontFragment[i] : undefined });
+      queue.results[i] = 0;
     }
-    return sent;
+    return SEND_DONE;
   }
   pathMtu(): number {
     return this.kernelMtu;

@@ -14,30 +14,24 @@
 // path's own answer, lowers its path MTU and, for TCP, its segment size.
 //
 // Pure functions over Buffers: they read a frame where it lies and write into
-// buffers the caller preallocated. Nothing here allocates.
+// buffers the caller preallocated. Nothing here allocates. TooBig, at the end,
+// is the transmit path's branch that applies them.
 
 import { finishChecksum, internetChecksum, ipv6PseudoHeaderSum, sumWords } from './checksum';
-import { ETH_HEADER_LEN, isGroupMac } from './ethernet';
-import { VXLAN_HEADER_LEN } from './vxlan';
+import { isGroupMac } from './ethernet';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETH_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN, VLAN_TAG_LEN } from './protocol';
 import { copyBytes } from './bytes';
+import { FrameOut } from './batches';
+import type { IoErrorReports } from './io-errors';
+import type { Network } from './network';
+import type { PathMtus } from './path-mtu';
 
-export const ETHERTYPE_IPV4 = 0x0800;
-export const ETHERTYPE_IPV6 = 0x86dd;
-export const ETHERTYPE_VLAN = 0x8100;
-export const VLAN_TAG_LEN = 4;
-
-/** Outer IPv4 + UDP + VXLAN + inner Ethernet: the underlay MTU minus this is the overlay MTU. */
-export const VXLAN_OVERHEAD_IPV4 = 20 + 8 + VXLAN_HEADER_LEN + ETH_HEADER_LEN;
-/** The same over an IPv6 underlay. */
-export const VXLAN_OVERHEAD_IPV6 = 40 + 8 + VXLAN_HEADER_LEN + ETH_HEADER_LEN;
 
 /** Smallest MTU an IPv4 link may have (RFC 791). */
 export const IPV4_MIN_MTU = 68;
 /** Smallest MTU an IPv6 link may have (RFC 8200); hosts never go below it. */
 export const IPV6_MIN_MTU = 1280;
 
-const IPV4_HEADER_LEN = 20;
-const IPV6_HEADER_LEN = 40;
 const ICMP_HEADER_LEN = 8;
 const IP_DF = 0x4000;
 const IP_MF = 0x2000;
@@ -408,5 +402,89 @@ function nopUncopiedOptions(out: Buffer, ip: number, ihl: number): void {
     const length = out[ip + o + 1];
     if ((type & 0x80) === 0) out.fill(1, ip + o, ip + o + length);
     o += length;
+  }
+}
+
+// ------------------------------------------------------------------ the engine's oversize branch
+
+/** What the too-big branch needs from the transmit path. */
+export interface Forwarder {
+  /** Encapsulates and queues the frame at bytes[frame..+length] of the transmit slab. */
+  forward(network: Network, frame: number, length: number, remoteId: number, dontFragment: number): void;
+  /** Sends what is queued, before the slab's scratch area is reused. */
+  flushSends(): void;
+}
+
+/** Most fragments one frame is split into; a frame that needs more is dropped as oversize. */
+const MAX_FRAGMENTS = 64;
+
+/**
+ * A frame larger than the path to its destination: answered with ICMP
+ * "too big", split into fragments, carried for the outer IP layer to
+ * fragment, or dropped and counted. Never lost without a trace.
+ */
+export class TooBig {
+  /** ICMP answers are built here and written to the TAP one at a time. */
+  private readonly reply = new FrameOut(1, TOO_BIG_REPLY_MAX);
+  private readonly fragmentOffsets = new Uint32Array(MAX_FRAGMENTS);
+  private readonly fragmentLengths = new Uint32Array(MAX_FRAGMENTS);
+
+  constructor(
+    private readonly pathMtus: PathMtus,
+    private readonly reports: IoErrorReports,
+    /** --df set: the outer IPv4 packet may not be fragmented. */
+    private readonly dontFragment: boolean,
+    private readonly tx: Forwarder,
+  ) {}
+
+  /** The frame at bytes[frame..+length]; fragments go to bytes[scratch..], each behind headroom. */
+  handle(network: Network, bytes: Buffer, frame: number, length: number, remoteId: number, scratch: number, headroom: number): void {
+    const counters = network.counters;
+    const mtu = this.pathMtus.of(network, remoteId);
+    switch (oversizeAction(bytes, frame, length, mtu)) {
+      case TOO_BIG_ICMP4:
+        this.answer(network, buildFragmentationNeeded(bytes, frame, length, mtu, this.reply.bytes, 0));
+        return;
+      case TOO_BIG_ICMP6:
+        this.answer(network, buildPacketTooBig(bytes, frame, length, mtu, this.reply.bytes, 0));
+        return;
+      case TOO_BIG_FRAGMENT: {
+        // Fragments live in the slab's scratch area: send those of an earlier frame first.
+        this.tx.flushSends();
+        const offsets = this.fragmentOffsets;
+        const lengths = this.fragmentLengths;
+        const n = fragmentIpv4(bytes, frame, length, mtu, bytes, scratch, bytes.length, headroom, offsets, lengths);
+        if (n === 0) break;
+        counters.fragmentedFrames++;
+        for (let i = 0; i < n; i++) this.tx.forward(network, offsets[i], lengths[i], remoteId, 0);
+        return;
+      }
+      case TOO_BIG_CARRY:
+        // IPv6 within 1280 bytes: the outer IPv4 packet must be fragmented, so DF clear.
+        if (this.dontFragment) break;
+        this.tx.forward(network, frame, length, remoteId, 0);
+        return;
+    }
+    counters.drops.oversize++;
+  }
+
+  /** Writes the ICMP answer built in this.reply into the network's TAP. */
+  private answer(network: Network, length: number): void {
+    const counters = network.counters;
+    if (length === 0) {
+      counters.drops.oversize++;
+      return;
+    }
+    const reply = this.reply;
+    reply.count = 1;
+    reply.lengths[0] = length;
+    network.port.writeFrames(reply);
+    const errno = reply.results[0];
+    if (errno !== 0) {
+      counters.drops.tap_write++;
+      this.reports.report('tap_write', errno, network.vni);
+      return;
+    }
+    counters.icmpTooBig++;
   }
 }
