@@ -127,10 +127,13 @@ export class RemoteTable {
 function hashAddress(buf: Buffer, offset: number): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < 16; i += 4) {
-    h = Math.imul(h ^ buf.readUInt32LE(offset + i), 0x01000193);
+    // Bytes, not readUInt32LE: its result above 2^31 would be boxed, an allocation per datagram.
+    const word = buf[offset + i] | (buf[offset + i + 1] << 8) | (buf[offset + i + 2] << 16) | (buf[offset + i + 3] << 24);
+    h = Math.imul(h ^ word, 0x01000193);
     h ^= h >>> 13;
   }
-  return h >>> 0;
+  // Within a small integer's range, so returning it allocates nothing; callers mask it anyway.
+  return h & 0x3fffffff;
 }
 
 function sameAddress(a: Buffer, b: Buffer, bOffset: number): boolean {

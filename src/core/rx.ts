@@ -43,8 +43,12 @@ export class Rx {
   learnRemotes: boolean;
   private readonly fromSocket: Slab;
   private readonly writeQueues = new Map<Network, WriteQueue>();
-  /** Networks with frames queued for their TAP during the current receive batch. */
-  private readonly pendingWrites: Network[] = [];
+  /**
+   * Networks with frames queued for their TAP during the current receive batch: the first
+   * pendingCount entries. Never truncated (a truncated array reallocates on the next push).
+   */
+  private readonly pendingWrites: (Network | undefined)[] = [];
+  private pendingCount = 0;
 
   constructor(private readonly options: RxOptions) {
     this.fromSocket = options.slab;
@@ -144,7 +148,7 @@ export class Rx {
     if (queue.count === queue.capacity) this.writeTo(network, queue);
     if (queue.count === 0 && !queue.pending) {
       queue.pending = true;
-      this.pendingWrites.push(network);
+      this.pendingWrites[this.pendingCount++] = network;
     }
     const k = queue.count++;
     queue.offsets[k] = frame;
@@ -155,15 +159,16 @@ export class Rx {
 
   private flushWrites(): void {
     const pending = this.pendingWrites;
-    for (let p = 0; p < pending.length; p++) {
-      const network = pending[p];
+    for (let p = 0; p < this.pendingCount; p++) {
+      const network = pending[p] as Network;
+      pending[p] = undefined;
       const queue = this.writeQueues.get(network);
       // A network removed during the batch has no queue any more.
       if (queue === undefined) continue;
       queue.pending = false;
       this.writeTo(network, queue);
     }
-    pending.length = 0;
+    this.pendingCount = 0;
   }
 
   // HOT PATH: one writeFrames per network per batch.

@@ -66,6 +66,28 @@ describe('TAP device', () => {
     expect(() => addon.readFrames(-1, Buffer.alloc(10), 2048, 64, 4, new Uint32Array(4))).toThrow(TypeError);
     expect(() => addon.tapOpen('x'.repeat(40), false)).toThrow(TypeError);
   });
+
+  it('checks the element type of every typed array: a wrong one is a TypeError naming the argument', () => {
+    const addon = native() as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const slab = Buffer.alloc(4 * 2048);
+    const u32 = new Uint32Array(4);
+    const i32 = new Int32Array(4);
+    const records = Buffer.alloc(4 * ADDR_RECORD_LEN);
+    // Lengths as Int32Array, Uint8Array, Float64Array instead of Uint32Array.
+    expect(() => addon.readFrames(0, slab, 2048, 64, 4, new Int32Array(4))).toThrow(/readFrames.*argument 6/);
+    expect(() => addon.readFrames(0, slab, 2048, 64, 4, new Uint8Array(16))).toThrow(TypeError);
+    expect(() => addon.writeFrames(0, slab, u32, u32, 1, new Float64Array(4), false)).toThrow(/writeFrames.*argument 6/);
+    expect(() => addon.writeFrames(0, slab, new Uint16Array(8), u32, 1, i32, false)).toThrow(/argument 3/);
+    expect(() => addon.writeFrames(0, slab, u32, u32, 1, i32, 'yes')).toThrow(/argument 7/);
+    expect(() => addon.recvBatch(0, slab, 2048, 64, 4, u32, records, new Int32Array(4))).toThrow(/recvBatch.*argument 8/);
+    expect(() => addon.sendBatch(0, 4, slab, new Uint8Array(4), u32, records, i32, null, 0, 1)).toThrow(/sendBatch.*argument 4/);
+    expect(() => addon.sendBatch(0, 4, slab, u32, u32, records, u32, null, 0, 1)).toThrow(/argument 7/);
+    expect(() => addon.sendBatch(0, 4, slab, u32, u32, new Uint16Array(40), i32, null, 0, 1)).toThrow(/argument 6/);
+    expect(() => addon.segmentTcp(slab, 0, 100, 1000, 1400, Buffer.alloc(8), slab, 0, 100, new Uint16Array(3))).toThrow(/argument 10/);
+    expect(() => addon.finishChecksum(new Float32Array(4), 0, 1, 0, 0)).toThrow(TypeError);
+    // Missing arguments too.
+    expect(() => addon.sendBatch(0, 4, slab, u32, u32, records, i32)).toThrow(TypeError);
+  });
 });
 
 describe('batched UDP', () => {
@@ -124,6 +146,21 @@ describe('batched UDP', () => {
     expect(queue.results[0]).toBe(0);
     expect(queue.results[1]).not.toBe(0);
     expect(queue.results[2]).toBe(0);
+  });
+
+  it('says through the event loop when a socket is writable, while it keeps watching it for datagrams', async () => {
+    const socket = UdpSocket.open('127.0.0.1', 0, false);
+    const sender = UdpSocket.open('127.0.0.1', 0, false);
+    opened.push(socket, sender);
+    const readable = new Promise<number>((resolve) => socket.watch(resolve));
+    // One poller serves both: waiting for writability does not stop the readable watch.
+    await new Promise<void>((resolve) => socket.waitWritable(resolve));
+    const to = socket.localAddress();
+    const queue = new SendQueue(1, Buffer.alloc(20));
+    queue.add(network, 0, addressRecord(to.address, to.port), 0, 20, 0, 1, 0);
+    sender.sendBatch(queue);
+    expect(await readable).toBe(0);
+    expect(socket.recvBatch(new Slab(1, 512, 64))).toBe(1);
   });
 
   it('fails to bind a port in use with EADDRINUSE', () => {
