@@ -17,23 +17,11 @@ import { Fdb } from '../src/core/fdb';
 import { Network } from '../src/core/network';
 import { RemoteTable } from '../src/core/remotes';
 import { VXLAN_PORT } from '../src/core/vxlan';
-import { FakeSocket, FakeTap, fakeWire } from './fake-ports';
+import { FakeSocket, FakeTap, fakeWire, frame } from './fake-ports';
 
 const BATCH = 32;
 const batches = Number(process.argv[2] ?? 100_000);
 const allocate = process.argv.includes('--allocate');
-
-function frame(dst: string, src: string, size: number): Buffer {
-  const buf = Buffer.alloc(size);
-  const d = parseMac(dst) as { high: number; low: number };
-  const s = parseMac(src) as { high: number; low: number };
-  buf.writeUInt16BE(d.high, 0);
-  buf.writeUInt32BE(d.low, 2);
-  buf.writeUInt16BE(s.high, 6);
-  buf.writeUInt32BE(s.low, 8);
-  buf.writeUInt16BE(0x0800, 12);
-  return buf;
-}
 
 function vtep(socket: FakeSocket, tap: FakeTap, peer: string, clock: ManualClock) {
   const remotes = new RemoteTable(VXLAN_PORT);

@@ -8,6 +8,7 @@
 // memcpy. The kernel's copy is in the system benchmark.
 
 import { ADDR_RECORD_LEN, writeAddressRecord } from '../src/core/address';
+import { parseMac } from '../src/core/ethernet';
 import type { FrameBatch, SendQueue, Slab } from '../src/core/batches';
 import { SEND_DONE, type DatagramPort, type FramePort, type SendOutcome } from '../src/core/ports';
 
@@ -88,4 +89,18 @@ export class FakeSocket implements DatagramPort {
 export function fakeWire(a: FakeSocket, b: FakeSocket): void {
   a.peer = b;
   b.peer = a;
+}
+
+/** An IPv4-typed Ethernet frame of size bytes from src to dst; the payload is a byte pattern. */
+export function frame(dst: string, src: string, size: number): Buffer {
+  const buf = Buffer.alloc(size);
+  const d = parseMac(dst) as { high: number; low: number };
+  const s = parseMac(src) as { high: number; low: number };
+  buf.writeUInt16BE(d.high, 0);
+  buf.writeUInt32BE(d.low, 2);
+  buf.writeUInt16BE(s.high, 6);
+  buf.writeUInt32BE(s.low, 8);
+  buf.writeUInt16BE(0x0800, 12);
+  for (let i = 14; i < size; i++) buf[i] = i & 0xff;
+  return buf;
 }

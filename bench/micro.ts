@@ -13,7 +13,7 @@ import { egressRemote } from '../src/core/forward';
 import { Network } from '../src/core/network';
 import { RemoteTable } from '../src/core/remotes';
 import { VXLAN_PORT, readVxlanVni, writeVxlanHeader } from '../src/core/vxlan';
-import { FakeSocket, FakeTap, fakeWire } from './fake-ports';
+import { FakeSocket, FakeTap, fakeWire, frame } from './fake-ports';
 
 const VNI = 100;
 const BATCH = 64;
@@ -27,18 +27,6 @@ function mac(i: number): { high: number; low: number } {
   return { high: 0x0200, low: (0x10000000 + i) >>> 0 };
 }
 
-function frame(dst: string, src: string, size: number): Buffer {
-  const buf = Buffer.alloc(size);
-  const d = parseMac(dst) as { high: number; low: number };
-  const s = parseMac(src) as { high: number; low: number };
-  buf.writeUInt16BE(d.high, 0);
-  buf.writeUInt32BE(d.low, 2);
-  buf.writeUInt16BE(s.high, 6);
-  buf.writeUInt32BE(s.low, 8);
-  buf.writeUInt16BE(0x0800, 12);
-  for (let i = 14; i < size; i++) buf[i] = i & 0xff;
-  return buf;
-}
 
 // ---- header codec
 const header = Buffer.alloc(64);

@@ -194,6 +194,44 @@ int32_t Int(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value(); }
 uint32_t Uint(const Napi::Value& v) { return v.As<Napi::Number>().Uint32Value(); }
 bool Bool(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
 
+// The receive-side batch both readFrames and recvBatch take as arguments 2-6:
+// slot i is slab[i*slotSize + headroom ..], its length in lengths[i].
+struct SlabArgs {
+  View<uint8_t> slab;
+  uint32_t slot = 0;
+  uint32_t headroom = 0;
+  uint32_t max = 0;
+  View<uint32_t> lengths;
+};
+
+// False (a TypeError thrown) if the batch does not fit its arrays.
+bool SlabOf(const Napi::CallbackInfo& info, const char* name, SlabArgs* out) {
+  out->slab = ViewOf<uint8_t>(info[1]);
+  out->slot = Uint(info[2]);
+  out->headroom = Uint(info[3]);
+  out->max = Uint(info[4]);
+  out->lengths = ViewOf<uint32_t>(info[5]);
+  if (out->headroom >= out->slot || out->max > kBatchMax || out->max > out->lengths.length ||
+      (size_t)out->max * out->slot > out->slab.length) {
+    ThrowType(info.Env(), (std::string(name) + ": slab or lengths too small for the batch").c_str());
+    return false;
+  }
+  return true;
+}
+
+// A frame inside a buffer, arguments 1-3 of finishChecksum and tcpChecksumValid.
+bool FrameOf(const Napi::CallbackInfo& info, const char* name, uint8_t** frame, size_t* length) {
+  View<uint8_t> buf = ViewOf<uint8_t>(info[0]);
+  size_t offset = Uint(info[1]);
+  *length = Uint(info[2]);
+  if (offset + *length > buf.length) {
+    ThrowType(info.Env(), (std::string(name) + ": frame outside the buffer").c_str());
+    return false;
+  }
+  *frame = buf.data + offset;
+  return true;
+}
+
 // ---------------------------------------------------------------- TAP
 
 // tapOpen(name, vnetHdr) -> { fd, name }
@@ -255,25 +293,19 @@ Napi::Value ReadFrames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckArgs(info, sig::kReadFrames)) return env.Undefined();
   int fd = Int(info[0]);
-  View<uint8_t> slab = ViewOf<uint8_t>(info[1]);
-  uint32_t slot = Uint(info[2]);
-  uint32_t headroom = Uint(info[3]);
-  uint32_t max = Uint(info[4]);
-  View<uint32_t> lengths = ViewOf<uint32_t>(info[5]);
-  if (headroom >= slot || max > lengths.length || max > kBatchMax || (size_t)max * slot > slab.length) {
-    return ThrowType(env, "readFrames: slab or lengths too small for the batch");
-  }
+  SlabArgs b;
+  if (!SlabOf(info, "readFrames", &b)) return env.Undefined();
   uint32_t count = 0;
-  while (count < max) {
-    uint8_t* dst = slab.data + (size_t)count * slot + headroom;
-    ssize_t n = read(fd, dst, slot - headroom);
+  while (count < b.max) {
+    uint8_t* dst = b.slab.data + (size_t)count * b.slot + b.headroom;
+    ssize_t n = read(fd, dst, b.slot - b.headroom);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if (count == 0) return ThrowErrno(env, "read tap", errno);
       break;
     }
-    lengths.data[count++] = (uint32_t)n;
+    b.lengths.data[count++] = (uint32_t)n;
   }
   return Napi::Number::New(env, count);
 }
@@ -472,20 +504,17 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckArgs(info, sig::kRecvBatch)) return env.Undefined();
   int fd = Int(info[0]);
-  View<uint8_t> slab = ViewOf<uint8_t>(info[1]);
-  uint32_t slot = Uint(info[2]);
-  uint32_t headroom = Uint(info[3]);
-  uint32_t max = Uint(info[4]);
-  View<uint32_t> lengths = ViewOf<uint32_t>(info[5]);
+  SlabArgs b;
+  if (!SlabOf(info, "recvBatch", &b)) return env.Undefined();
+  uint32_t max = b.max;
   View<uint8_t> records = ViewOf<uint8_t>(info[6]);
   View<uint32_t> segment_sizes = ViewOf<uint32_t>(info[7]);
-  if (headroom >= slot || max > kBatchMax || max > lengths.length || (size_t)max * slot > slab.length ||
-      (size_t)max * kAddrRecord > records.length || (segment_sizes.data != nullptr && max > segment_sizes.length)) {
-    return ThrowType(env, "recvBatch: slab, lengths, records or segmentSizes too small for the batch");
+  if ((size_t)max * kAddrRecord > records.length || (segment_sizes.data != nullptr && max > segment_sizes.length)) {
+    return ThrowType(env, "recvBatch: records or segmentSizes too small for the batch");
   }
   for (uint32_t i = 0; i < max; i++) {
-    g_msg.iovs[i].iov_base = slab.data + (size_t)i * slot + headroom;
-    g_msg.iovs[i].iov_len = slot - headroom;
+    g_msg.iovs[i].iov_base = b.slab.data + (size_t)i * b.slot + b.headroom;
+    g_msg.iovs[i].iov_len = b.slot - b.headroom;
     struct msghdr* h = &g_msg.msgs[i].msg_hdr;
     memset(h, 0, sizeof *h);
     h->msg_name = &g_msg.names[i];
@@ -507,8 +536,8 @@ Napi::Value RecvBatch(const Napi::CallbackInfo& info) {
   }
   for (int i = 0; i < n; i++) {
     uint32_t len = g_msg.msgs[i].msg_len;
-    if (g_msg.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = slot - headroom + 1;
-    lengths.data[i] = len;
+    if (g_msg.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = b.slot - b.headroom + 1;
+    b.lengths.data[i] = len;
     SockaddrToRecord(&g_msg.names[i], records.data + (size_t)i * kAddrRecord);
     if (segment_sizes.data == nullptr) continue;
     segment_sizes.data[i] = 0;
@@ -614,24 +643,20 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
 // finishChecksum(buf, frameOffset, frameLength, csumStart, csumOffset) -> ok
 Napi::Value FinishChecksumJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!CheckArgs(info, sig::kFinishChecksum)) return env.Undefined();
-  View<uint8_t> buf = ViewOf<uint8_t>(info[0]);
-  size_t offset = Uint(info[1]);
-  size_t length = Uint(info[2]);
-  if (offset + length > buf.length) return ThrowType(env, "finishChecksum: frame outside the buffer");
-  bool ok = tsvtep::FinishChecksum(buf.data + offset, length, Uint(info[3]), Uint(info[4]));
+  uint8_t* frame;
+  size_t length;
+  if (!CheckArgs(info, sig::kFinishChecksum) || !FrameOf(info, "finishChecksum", &frame, &length)) return env.Undefined();
+  bool ok = tsvtep::FinishChecksum(frame, length, Uint(info[3]), Uint(info[4]));
   return Napi::Boolean::New(env, ok);
 }
 
 // tcpChecksumValid(buf, frameOffset, frameLength) -> boolean
 Napi::Value TcpChecksumValidJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!CheckArgs(info, sig::kTcpChecksumValid)) return env.Undefined();
-  View<uint8_t> buf = ViewOf<uint8_t>(info[0]);
-  size_t offset = Uint(info[1]);
-  size_t length = Uint(info[2]);
-  if (offset + length > buf.length) return ThrowType(env, "tcpChecksumValid: frame outside the buffer");
-  return Napi::Boolean::New(env, tsvtep::TcpChecksumValid(buf.data + offset, length));
+  uint8_t* frame;
+  size_t length;
+  if (!CheckArgs(info, sig::kTcpChecksumValid) || !FrameOf(info, "tcpChecksumValid", &frame, &length)) return env.Undefined();
+  return Napi::Boolean::New(env, tsvtep::TcpChecksumValid(frame, length));
 }
 
 // segmentTcp(src, frameOffset, frameLength, gsoSize, maxL3, prefix, dst, dstOffset, dstCapacity, out) -> status

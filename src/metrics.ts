@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { NetworkDrops, NetworkFaults, type EngineCounters, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
+import { EngineDrops, NetworkDrops, NetworkFaults, type EngineCounters, type EngineDropReason, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import type { Remote, RemoteCounters } from './core/remotes';
 import {
@@ -113,11 +113,8 @@ export const NETWORK_DROP_REASONS = Object.keys(new NetworkDrops()) as NetworkDr
 /** Every field of NetworkFaults. */
 export const NETWORK_FAULTS = Object.keys(new NetworkFaults()) as NetworkFault[];
 
-/** Drops before a datagram can be tied to a VNI (EngineCounters). */
-const ENGINE_DROPS: { reason: string; read: (c: EngineCounters) => number }[] = [
-  { reason: 'bad_header', read: (c) => c.badHeader },
-  { reason: 'unknown_vni', read: (c) => c.unknownVni },
-];
+/** Every field of EngineDrops: drops before a datagram can be tied to a VNI. */
+const ENGINE_DROP_REASONS = Object.keys(new EngineDrops()) as EngineDropReason[];
 
 /** Per-peer counters (label peer). */
 const PEER_COUNTERS: { name: string; help: string; read: (c: RemoteCounters) => number }[] = [
@@ -234,7 +231,7 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     'Datagrams dropped before they could be tied to a VNI, by reason (bad_header: too short or I flag not set; unknown_vni: no network here serves the VNI).',
     ['reason'],
     (emit) => {
-      for (const drop of ENGINE_DROPS) emit({ reason: drop.reason }, drop.read(source.engine.counters));
+      for (const reason of ENGINE_DROP_REASONS) emit({ reason }, source.engine.counters.drops[reason]);
     },
   );
 

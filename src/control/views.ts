@@ -13,7 +13,7 @@ export interface NetworkView extends NetworkInfo {
 
 export interface NetworksReply {
   networks: NetworkView[];
-  engine: Record<string, number>;
+  engine: { rxDatagrams?: number; drops?: Partial<Record<string, number>> };
 }
 
 export interface FdbView {
@@ -55,7 +55,7 @@ export function statusText(result: NetworksReply): string {
       return nonzero.length ? `VNI ${n.vni} drops: ${nonzero.map(([reason, count]) => `${reason} ${count}`).join(', ')}\n` : '';
     })
     .join('');
-  const engine = `bad headers ${result.engine.badHeader ?? 0}, unknown VNI ${result.engine.unknownVni ?? 0}\n`;
+  const engine = `bad headers ${result.engine.drops?.bad_header ?? 0}, unknown VNI ${result.engine.drops?.unknown_vni ?? 0}\n`;
   return table(rows) + reasons + engine;
 }
 

@@ -76,12 +76,19 @@ export class NetworkCounters {
   readonly faults = new NetworkFaults();
 }
 
-/** Drops that happen before a datagram can be tied to a VNI. */
-export class EngineCounters {
+/** Why a datagram was dropped before it could be tied to a VNI (spelled as the metrics' reason labels). */
+export class EngineDrops {
   /** Shorter than the VXLAN header, or the I flag is not set. */
-  badHeader = 0;
+  bad_header = 0;
   /** VNI that no network here serves. */
-  unknownVni = 0;
+  unknown_vni = 0;
+}
+
+export type EngineDropReason = keyof EngineDrops;
+
+/** The receive path's counters before a datagram is tied to a VNI. */
+export class EngineCounters {
   /** Received datagrams in total. */
   rxDatagrams = 0;
+  readonly drops = new EngineDrops();
 }

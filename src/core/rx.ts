@@ -95,12 +95,12 @@ export class Rx {
     const bytes = slab.bytes;
     const vni = readVxlanVni(bytes, datagram, length);
     if (vni < 0) {
-      this.counters.badHeader++;
+      this.counters.drops.bad_header++;
       return;
     }
     const network = this.options.networks.get(vni);
     if (network === undefined) {
-      this.counters.unknownVni++;
+      this.counters.drops.unknown_vni++;
       return;
     }
     const counters = network.counters;

@@ -21,7 +21,7 @@ export interface NetworkStatus {
 
 export interface Status {
   networks: NetworkStatus[];
-  engine: { badHeader: number; unknownVni: number; rxDatagrams: number };
+  engine: { rxDatagrams: number; drops: { bad_header: number; unknown_vni: number } };
 }
 
 /** `tsvtep status --json` in ns: the daemon's networks and counters. */

@@ -82,7 +82,7 @@ function receiveDrops(s: Status, vni: number): number {
 
 /** Every datagram read is delivered or dropped for a reason: the sum over VNIs and the engine's own drops. */
 function accounted(s: Status): number {
-  let sum = s.engine.badHeader + s.engine.unknownVni;
+  let sum = s.engine.drops.bad_header + s.engine.drops.unknown_vni;
   for (const n of s.networks) sum += n.counters.rxFrames + receiveDrops(s, n.vni);
   return sum;
 }
@@ -244,8 +244,8 @@ describe('hostile input to a running tsvtep', () => {
       readByDaemon: read,
       socketBufferOverflow: n1['Udp:RcvbufErrors'] - n0['Udp:RcvbufErrors'],
       delivered: network(s1, VNI).counters.rxFrames - network(s0, VNI).counters.rxFrames,
-      badHeader: s1.engine.badHeader - s0.engine.badHeader,
-      unknownVni: s1.engine.unknownVni - s0.engine.unknownVni,
+      badHeader: s1.engine.drops.bad_header - s0.engine.drops.bad_header,
+      unknownVni: s1.engine.drops.unknown_vni - s0.engine.drops.unknown_vni,
       drops: Object.fromEntries(
         Object.entries(network(s1, VNI).counters.drops).map(([reason, n]) => [reason, n - network(s0, VNI).counters.drops[reason as 'runt']]),
       ),

@@ -84,8 +84,8 @@ describe('metrics registry', () => {
 
   it('shows engine-level drops without a vni label, and the datagrams received', async () => {
     const { source, engine } = fakeDaemon([100]);
-    engine.badHeader = 3;
-    engine.unknownVni = 4;
+    engine.drops.bad_header = 3;
+    engine.drops.unknown_vni = 4;
     engine.rxDatagrams = 50;
     const s = await scrape(source);
     expect(s.value('tsvtep_datagram_drops_total', { reason: 'bad_header' })).toBe(3);

@@ -108,8 +108,8 @@ describe('three VTEPs over an in-memory underlay', () => {
     b.socket.inject(Buffer.from([0x08, 0, 0, 0, 0, 0, 100, 0, ...ethernetFrame(BROADCAST, MAC_A)]), '10.9.9.9'); // not a peer
     b.socket.inject(Buffer.from([0x08, 0, 0, 0, 0, 0, 100, 0, ...ethernetFrame(BROADCAST, BROADCAST)]), A); // group source MAC
     b.receive();
-    expect(b.engine.counters.unknownVni).toBe(1);
-    expect(b.engine.counters.badHeader).toBe(2);
+    expect(b.engine.counters.drops.unknown_vni).toBe(1);
+    expect(b.engine.counters.drops.bad_header).toBe(2);
     expect(b.network.counters.drops.runt).toBe(1);
     expect(b.network.counters.drops.unknown_sender).toBe(1);
     expect(b.network.counters.drops.bad_frame).toBe(1);
