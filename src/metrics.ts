@@ -101,6 +101,11 @@ const NETWORK_COUNTERS: NetworkMetric[] = [
     read: (c) => c.fdbMoved,
   },
   {
+    name: 'tsvtep_fdb_static_kept_total',
+    help: 'Frames whose source MAC has a static entry behind another remote: the entry is kept, not moved.',
+    read: (c) => c.fdbStaticKept,
+  },
+  {
     name: 'tsvtep_fdb_aged_out_total',
     help: 'Learned MAC addresses forgotten after the ageing time.',
     read: (c) => c.fdbAgedOut,

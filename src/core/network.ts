@@ -11,7 +11,7 @@ export class Network {
   /**
    * Largest inner IP packet (L3 MTU) that crosses the underlay to every peer
    * without fragmentation: the underlay MTU minus the VXLAN overhead, or
-   * --mtu. Bigger packets get ICMP "too big" or are fragmented (pmtu.ts); a
+   * --mtu. Bigger packets get ICMP "too big" or are fragmented (too-big.ts); a
    * remote whose path turned out smaller (Remote.mtu) lowers it for itself.
    */
   overlayMtu = 1450;

@@ -13,7 +13,7 @@
 // (through the event loop) resumes both: backpressure without blocking.
 
 import { constants } from 'node:os';
-import { ADDR_RECORD_LEN } from './address';
+import { Backlog } from './backlog';
 import { ETH_HEADER_LEN, VXLAN_HEADER_LEN } from './protocol';
 import { NO_REMOTE } from './fdb';
 import { egressRemote } from './forward';
@@ -41,9 +41,6 @@ import { writeVxlanHeader } from './vxlan';
 const { EMSGSIZE, EAGAIN } = constants.errno;
 /** Batches drained per wake-up before yielding to the other direction. */
 const MAX_ROUNDS_PER_WAKEUP = 8;
-/** Datagrams kept while the socket buffer is full, and their bytes; beyond that they are dropped. */
-const BACKLOG_DATAGRAMS = 1024;
-const BACKLOG_BYTES = 2 * 1024 * 1024;
 
 export interface TxOptions {
   socket: DatagramPort;
@@ -66,13 +63,13 @@ export class Tx implements Forwarder {
   /** Trains of the TSO frame being sent, in their own bytes. */
   private readonly trains = new TrainQueue(256);
   /** Datagrams that met a full socket buffer, with copies of their bytes. */
-  private readonly backlog = new SendQueue(BACKLOG_DATAGRAMS, Buffer.alloc(BACKLOG_BYTES));
-  private backlogBytes = 0;
+  private readonly backlog = new Backlog();
   /** Waiting for the socket to become writable: the TAPs are not read meanwhile. */
   private blocked = false;
   private readonly inheritDf: boolean;
   private readonly tooBig: TooBig;
   private readonly onWritable = (): void => this.resume();
+  private readonly accountFor = (queue: SendQueue, k: number): void => this.account(queue, k);
 
   constructor(private readonly options: TxOptions) {
     this.fromTaps = options.slab;
@@ -80,12 +77,13 @@ export class Tx implements Forwarder {
     this.sends = new SendQueue(Math.max(options.slab.slots * 4, 64), options.slab.bytes);
     this.sends.perDatagramDf = this.inheritDf;
     this.trains.perDatagramDf = this.inheritDf;
-    this.backlog.perDatagramDf = this.inheritDf;
+    this.backlog.queue.perDatagramDf = this.inheritDf;
     this.tooBig = new TooBig(options.pathMtus, options.reports, options.dontFragment === true, this);
   }
 
   // HOT PATH: frames from a network's TAP to the overlay.
   drainTap(network: Network): void {
+    if (this.blocked) return this.waitWithOthers(network);
     const slab = this.fromTaps;
     const offloaded = network.port.vnetHeader === true;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.blocked; round++) {
@@ -98,6 +96,11 @@ export class Tx implements Forwarder {
       this.flush(this.sends);
       if (n < slab.slots) return;
     }
+  }
+
+  /** A TAP that started after the socket filled up: it waits with the others. */
+  private waitWithOthers(network: Network): void {
+    network.port.pauseReading?.();
   }
 
   // HOT PATH
@@ -237,26 +240,47 @@ export class Tx implements Forwarder {
     }
     const socket = this.options.socket;
     if (socket.sendBatch(queue) === SEND_GSO_DISABLED) this.options.onGsoRefused?.(socket.gsoError ?? 0);
-    for (let k = 0; k < queue.count; k++) this.account(queue, k);
-    queue.count = 0;
-    if (this.backlog.count > 0) this.block();
-  }
-
-  // HOT PATH
-  private account(queue: SendQueue, k: number): void {
-    const network = queue.networks[k] as Network;
-    queue.networks[k] = undefined;
-    const errno = queue.results[k];
-    const segments = queue.segments[k];
-    if (errno === 0) {
-      network.counters.txDatagrams += segments;
+    for (let k = 0; k < queue.count; k++) {
+      if (queue.results[k] !== 0) {
+        this.failed(queue, k);
+        continue;
+      }
+      const segments = queue.segments[k];
+      (queue.networks[k] as Network).counters.txDatagrams += segments;
+      queue.networks[k] = undefined;
       const remote = this.options.remotes.get(queue.remoteIds[k]);
       if (remote !== undefined) {
         remote.counters.txDatagrams += segments;
         remote.counters.txBytes += queue.lengths[k];
       }
+    }
+    queue.count = 0;
+    if (this.backlog.count > 0) this.block();
+  }
+
+  /** Counts entry k of queue, sent or not (the backlog's, after it is sent). */
+  private account(queue: SendQueue, k: number): void {
+    if (queue.results[k] !== 0) {
+      this.failed(queue, k);
       return;
     }
+    const network = queue.networks[k] as Network;
+    queue.networks[k] = undefined;
+    const segments = queue.segments[k];
+    network.counters.txDatagrams += segments;
+    const remote = this.options.remotes.get(queue.remoteIds[k]);
+    if (remote !== undefined) {
+      remote.counters.txDatagrams += segments;
+      remote.counters.txBytes += queue.lengths[k];
+    }
+  }
+
+  /** Entry k of queue was not sent: too big for the path, held for later, or dropped. */
+  private failed(queue: SendQueue, k: number): void {
+    const network = queue.networks[k] as Network;
+    queue.networks[k] = undefined;
+    const errno = queue.results[k];
+    const segments = queue.segments[k];
     if (errno === EMSGSIZE) {
       // The kernel knows a smaller path MTU than we did: learn it, and the next frames fit.
       const datagram = queue.segmentSizes[k] > 0 ? queue.segmentSizes[k] : queue.lengths[k];
@@ -273,23 +297,15 @@ export class Tx implements Forwarder {
     this.options.reports.report('socket_send', errno, network.vni);
   }
 
-  /** Copies entry k of queue into the backlog, or drops it if the backlog is full. */
+  /** Keeps entry k of queue in the backlog, or drops and counts it if the backlog is full. */
   private hold(queue: SendQueue, k: number): void {
     const network = queue.networks[k] as Network;
-    queue.networks[k] = undefined;
-    const backlog = this.backlog;
-    const length = queue.lengths[k];
     const remote = this.options.remotes.get(queue.remoteIds[k]);
-    if (remote === undefined) return;
-    if (backlog.count === backlog.capacity || this.backlogBytes + length > backlog.bytes.length) {
+    if (remote !== undefined && !this.backlog.hold(queue, k, remote.record)) {
       network.counters.drops.socket_send += queue.segments[k];
       this.options.reports.report('socket_send', EAGAIN, network.vni);
-      return;
     }
-    const offset = this.backlogBytes;
-    queue.bytes.copy(backlog.bytes, offset, queue.offsets[k], queue.offsets[k] + length);
-    this.backlogBytes += length;
-    backlog.add(network, queue.remoteIds[k], remote.record, offset, length, queue.segmentSizes[k], queue.segments[k], queue.dontFragment[k]);
+    queue.networks[k] = undefined;
   }
 
   /** The socket buffer is full: stop reading the TAPs until it drains. */
@@ -302,34 +318,10 @@ export class Tx implements Forwarder {
 
   /** The socket is writable again: send the backlog, and read the TAPs once it is gone. */
   private resume(): void {
-    const backlog = this.backlog;
     const socket = this.options.socket;
-    if (socket.sendBatch(backlog) === SEND_GSO_DISABLED) this.options.onGsoRefused?.(socket.gsoError ?? 0);
-    // Entries still refused with EAGAIN move to the front, bytes and all; the rest are counted.
-    let kept = 0;
-    let keptBytes = 0;
-    for (let k = 0; k < backlog.count; k++) {
-      if (backlog.results[k] !== EAGAIN) {
-        this.account(backlog, k);
-        continue;
-      }
-      const length = backlog.lengths[k];
-      backlog.bytes.copyWithin(keptBytes, backlog.offsets[k], backlog.offsets[k] + length);
-      backlog.offsets[kept] = keptBytes;
-      backlog.lengths[kept] = length;
-      backlog.segmentSizes[kept] = backlog.segmentSizes[k];
-      backlog.segments[kept] = backlog.segments[k];
-      backlog.dontFragment[kept] = backlog.dontFragment[k];
-      backlog.remoteIds[kept] = backlog.remoteIds[k];
-      backlog.networks[kept] = backlog.networks[k];
-      backlog.records.copyWithin(kept * ADDR_RECORD_LEN, k * ADDR_RECORD_LEN, (k + 1) * ADDR_RECORD_LEN);
-      if (kept !== k) backlog.networks[k] = undefined;
-      keptBytes += length;
-      kept++;
-    }
-    backlog.count = kept;
-    this.backlogBytes = keptBytes;
-    if (kept > 0) {
+    if (socket.sendBatch(this.backlog.queue) === SEND_GSO_DISABLED) this.options.onGsoRefused?.(socket.gsoError ?? 0);
+    this.backlog.keep(EAGAIN, this.accountFor);
+    if (this.backlog.count > 0) {
       socket.waitWritable?.(this.onWritable);
       return;
     }

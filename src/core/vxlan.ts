@@ -5,9 +5,10 @@
 // |R|R|R|R|I|R|R|R|           Reserved                            |
 // |          VXLAN Network Identifier (VNI)       |   Reserved    |
 
-import { VXLAN_HEADER_LEN } from './protocol';
+import { VXLAN_HEADER_LEN as HEADER_LEN } from './protocol';
 
-export { VXLAN_HEADER_LEN };
+// A plain constant, not a re-export (see ethernet.ts).
+export const VXLAN_HEADER_LEN = HEADER_LEN;
 export const VXLAN_FLAG_I = 0x08;
 export const VNI_MIN = 0;
 export const VNI_MAX = 0xffffff;
