@@ -47,8 +47,8 @@ export interface DatagramPort {
   /**
    * Sends queue.count datagrams (see SendQueue): queue.results[k] is 0, or the errno of entry k:
    * - EMSGSIZE: larger than the path (outer DF set, or a GSO segment the path cannot carry);
-   * - EAGAIN: not sent because the socket buffer is full; that entry and every later one.
-   *   The caller keeps them and calls waitWritable;
+   * - EAGAIN: not sent because the socket buffer is full (as a rule that entry and every
+   *   later one); the caller keeps them and calls waitWritable;
    * - anything else: dropped (no route, refused, ...).
    * Trains (segmentSizes[k] > 0) go out with UDP GSO while the kernel takes it. A refused train
    * is tried once more, then GSO is off for good on this port: that train and later ones are
