@@ -12,12 +12,12 @@
 
 import { finishChecksum, sumWords } from './checksum';
 import { GSO_TCPV4, GSO_TCPV6, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from './offload';
-import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './protocol';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HEADER_LEN } from './protocol';
 
 const PROTO_TCP = 6;
 const TCP_ACK = 0x10;
 const TCP_PSH = 0x08;
-const L3 = 14;
+const L3 = ETH_HEADER_LEN;
 /** Largest merged IP packet; leaves room under the 16-bit length fields. */
 const MAX_MERGED_L3 = 65_000;
 

@@ -2,6 +2,7 @@
 // addon makes system calls and moves bytes, TypeScript decides.
 
 import path from 'node:path';
+import type { Segmenter } from '../core/offload';
 
 export interface NativePoller {
   /** Watches for events (POLL_READABLE | POLL_WRITABLE); again to change them. */
@@ -21,20 +22,10 @@ export interface NativeAddon {
   readonly TUN_F_TSO6: number;
   readonly TUN_F_TSO_ECN: number;
   tapSetOffload(fd: number, flags: number): void;
-  finishChecksum(buf: Buffer, frame: number, length: number, csumStart: number, csumOffset: number): boolean;
-  tcpChecksumValid(buf: Buffer, frame: number, length: number): boolean;
-  segmentTcp(
-    src: Buffer,
-    frame: number,
-    length: number,
-    gsoSize: number,
-    maxL3: number,
-    prefix: Buffer,
-    dst: Buffer,
-    dstOffset: number,
-    dstCapacity: number,
-    out: Uint32Array,
-  ): number;
+  /** The Segmenter's byte work (core/offload.ts), done natively. */
+  finishChecksum: Segmenter['finishChecksum'];
+  tcpChecksumValid: Segmenter['tcpChecksumValid'];
+  segmentTcp: Segmenter['segmentTcp'];
   readFrames(fd: number, slab: Buffer, slotSize: number, headroom: number, max: number, lengths: Uint32Array): number;
   /** vnetHdr: true, an empty virtio_net_hdr in front of every frame; false, none; or per frame (1 = add one). */
   writeFrames(fd: number, slab: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, results: Int32Array, vnetHdr: boolean | Uint8Array): number;

@@ -4,9 +4,6 @@
 
 import { native, type NativePoller } from './native';
 
-const READABLE = 1;
-const WRITABLE = 2;
-
 export class PolledDescriptor {
   private poller: NativePoller | undefined;
   private closed = false;
@@ -42,7 +39,8 @@ export class PolledDescriptor {
 
   private update(): void {
     if (this.closed) return;
-    const events = (this.onReadable !== undefined && !this.paused ? READABLE : 0) | (this.onWritable !== undefined ? WRITABLE : 0);
+    const addon = native();
+    const events = (this.onReadable !== undefined && !this.paused ? addon.POLL_READABLE : 0) | (this.onWritable !== undefined ? addon.POLL_WRITABLE : 0);
     if (events === this.events) return;
     this.events = events;
     if (events === 0) {
@@ -51,22 +49,23 @@ export class PolledDescriptor {
     }
     // A poller that reports an error is stopped: libuv's keeps firing otherwise (or has
     // stopped itself, unseen), and the owner decides what the error means.
-    this.poller ??= new (native().Poller)(this.fd, (errno, ready) => this.onEvent(errno, ready));
+    this.poller ??= new addon.Poller(this.fd, (errno, ready) => this.onEvent(errno, ready));
     this.poller.start(events);
   }
 
   private onEvent(errno: number, ready: number): void {
+    const { POLL_READABLE, POLL_WRITABLE } = native();
     if (errno !== 0) {
       this.poller?.stop();
       this.events = 0;
     }
     const writable = this.onWritable;
-    if (writable !== undefined && (errno !== 0 || (ready & WRITABLE) !== 0)) {
+    if (writable !== undefined && (errno !== 0 || (ready & POLL_WRITABLE) !== 0)) {
       this.onWritable = undefined;
       if (errno === 0) this.update();
       writable();
     }
-    if (this.onReadable !== undefined && !this.paused && (errno !== 0 || (ready & READABLE) !== 0)) this.onReadable(errno);
+    if (this.onReadable !== undefined && !this.paused && (errno !== 0 || (ready & POLL_READABLE) !== 0)) this.onReadable(errno);
   }
 
   /** Stops watching and closes the descriptor (a TAP is then deleted by the kernel). */
