@@ -44,9 +44,14 @@ export class SourcePortPool implements DatagramPort {
   private constructor(
     private readonly main: UdpSocket,
     private readonly senders: UdpSocket[],
+    capacity: number,
   ) {
-    const capacity = native().BATCH_MAX;
     this.shares = senders.map((sender) => new Share(capacity, sender));
+  }
+
+  /** A pool over sockets already open (tests give UdpSocket.over sockets); capacity: datagrams per share. */
+  static over(main: UdpSocket, senders: UdpSocket[], capacity: number): SourcePortPool {
+    return new SourcePortPool(main, senders, capacity);
   }
 
   /** count sockets on random high ports of address, beside main. */
@@ -58,7 +63,7 @@ export class SourcePortPool implements DatagramPort {
       for (const sender of senders) sender.close();
       throw error;
     }
-    return new SourcePortPool(main, senders);
+    return new SourcePortPool(main, senders, native().BATCH_MAX);
   }
 
   sourcePorts(): number[] {

@@ -14,6 +14,7 @@ import { Fdb } from '../../src/core/fdb';
 import { Network } from '../../src/core/network';
 import { SEND_DONE, SEND_GSO_DISABLED, type DatagramPort, type SendOutcome } from '../../src/core/ports';
 import { RemoteTable } from '../../src/core/remotes';
+import { SourcePortPool } from '../../src/io/source-ports';
 import { UdpSocket, type UdpSyscalls } from '../../src/io/udp';
 import { FakeTap, ethernetFrame } from '../helpers/sim';
 
@@ -175,6 +176,31 @@ describe('the UDP port and UDP GSO', () => {
     socket.sendBatch(queue);
     expect(kernel.dfChanges).toEqual([true, false, true, false, true]);
     expect(kernel.wire).toHaveLength(10);
+  });
+});
+
+describe('the source-port pool and UDP GSO', () => {
+  it('lets each socket turn GSO off by itself, and says so once for the pool', () => {
+    const kernels = [new FakeKernel(), new FakeKernel(), new FakeKernel()];
+    for (const kernel of kernels) kernel.refuseGso = EIO;
+    const senders = kernels.map((kernel, i) => UdpSocket.over(10 + i, '10.0.1.41', kernel));
+    const pool = SourcePortPool.over(UdpSocket.over(9, '10.0.1.41', new FakeKernel()), senders, 256);
+    // Eight trains of different inner flows (the flow hash reads the bytes behind the VXLAN header).
+    const queue = new SendQueue(16, Buffer.alloc(8 * 300));
+    for (let i = 0; i < 8; i++) {
+      queue.bytes.fill(i * 37 + 1, i * 300, (i + 1) * 300);
+      queue.add(network, 0, record, i * 300, 300, 100, 3, 0);
+    }
+    expect(pool.sendBatch(queue)).toBe(SEND_GSO_DISABLED);
+    expect(pool.gsoError).toBe(EIO);
+    expect([...queue.results.subarray(0, 8)]).toEqual(new Array(8).fill(0));
+    const used = kernels.filter((kernel) => kernel.wire.length > 0);
+    expect(used.length).toBeGreaterThan(1);
+    expect(kernels.reduce((sum, kernel) => sum + kernel.wire.length, 0)).toBe(24);
+    // A socket that met no train yet still tries GSO later, on its own; the pool does not say it again.
+    for (const kernel of kernels) kernel.wire.length = 0;
+    expect(pool.sendBatch(queue)).toBe(SEND_DONE);
+    expect(kernels.reduce((sum, kernel) => sum + kernel.wire.length, 0)).toBe(24);
   });
 });
 
