@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { canonicalAddress } from './core/address';
 import { parseMac } from './core/ethernet';
+import { peerAddressProblem } from './core/peer-address';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
 import { DEFAULT_FLOOD_RATE } from './core/rate-limit';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
@@ -16,6 +17,11 @@ const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 const DOCKER_NETWORK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: (issue) => `${String(issue.input)} is not an IPv4 or IPv6 address` });
+/** A unicast address of another host (see core/peer-address.ts). */
+const peerAddress = z.string().superRefine((s, ctx) => {
+  const problem = peerAddressProblem(s);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${s} ${problem}` });
+});
 const ifName = z.string().regex(IFNAME, { message: 'not an interface name (1-15 letters, digits, _ . : -)' });
 
 const macAddress = z
@@ -39,7 +45,7 @@ export const networkSchema = z.strictObject({
   /** A Docker bridge network, by name or ID; its bridge is asked of the Docker Engine at start-up. */
   dockerNetwork: z.string().regex(DOCKER_NETWORK, { message: 'not a Docker network name (letters, digits, _ . -)' }).optional(),
   tap: ifName.optional(),
-  peers: z.array(ipAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
+  peers: z.array(peerAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
   /**
    * Overlay MTU: the largest inner IP packet sent as one datagram; larger ones
    * get ICMP "too big" or are fragmented. Default: the MTU of the route to the

@@ -11,6 +11,7 @@ import { Engine } from './core/engine';
 import { formatMac, parseMac } from './core/ethernet';
 import { Fdb } from './core/fdb';
 import { Network } from './core/network';
+import { ipv4Broadcast, peerAddressProblem } from './core/peer-address';
 import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
 import { VXLAN_HEADER_LEN } from './core/vxlan';
@@ -244,6 +245,8 @@ export class Daemon {
 
   addPeer(vni: number, address: string): boolean {
     const { network } = this.requireNetwork(vni);
+    const problem = peerAddressProblem(address);
+    if (problem !== undefined) throw new ChangeError(`${address} ${problem}`);
     refuseOwnAddress(vni, address, ChangeError);
     const remote = this.remotes.add(checkAddress(address));
     if (network.isPeer(remote.id)) return false;
@@ -537,6 +540,10 @@ function refuseOwnAddress(vni: number, peer: string, error: new (message: string
     for (const local of addresses ?? []) {
       if (canonicalAddress(local.address) === canonical) {
         throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
+      }
+      const prefix = Number(local.cidr?.split('/')[1]);
+      if (local.family === 'IPv4' && ipv4Broadcast(local.address, prefix) === canonical) {
+        throw new error(`VNI ${vni}: peer ${peer} is the broadcast address of ${local.cidr} (give the address of the other host)`);
       }
     }
   }

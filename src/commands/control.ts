@@ -6,7 +6,8 @@ import { Option } from 'commander';
 import { ControlClientError, controlRequest } from '../control/client';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from '../control/endpoint';
 import { fdbText, peersText, statusText, type FdbView, type NetworkView, type NetworksReply, type PeerView } from '../control/views';
-import { EXIT_FAILURE, UsageError, fail, numberOption } from './common';
+import { peerAddressProblem } from '../core/peer-address';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError, fail, numberOption } from './common';
 
 interface ClientOptions {
   control?: string;
@@ -40,7 +41,12 @@ async function request(options: ClientOptions, method: string, path: string, bod
   try {
     return await controlRequest(endpointOf(options), method, path, body);
   } catch (error) {
-    if (error instanceof ControlClientError) fail(EXIT_FAILURE, error.message);
+    if (error instanceof ControlClientError) {
+      // 400: the request itself is wrong (a bad address, an invalid config file on reload).
+      const lines = error.message.split('\n');
+      const message = lines.length > 1 ? `${lines[0]} (and ${lines.length - 1} more problem(s))` : lines[0];
+      fail(error.status === 400 ? EXIT_USAGE : EXIT_FAILURE, message);
+    }
     throw error;
   }
 }
@@ -71,6 +77,8 @@ export function registerControlCommands(program: Command): void {
   const peer = program.command('peer').description('add or remove a peer of a running daemon');
   withClientOptions(peer.command('add <address>').description('add a peer to a VNI'), 'required').action(
     async (address: string, options: ClientOptions) => {
+      const problem = peerAddressProblem(address);
+      if (problem !== undefined) throw new UsageError(`peer ${address} ${problem}`);
       const result = (await request(options, 'POST', '/peers', { vni: options.vni, address })) as { added: boolean };
       print(options, result, () => (result.added ? `peer ${address} added to VNI ${options.vni}\n` : `${address} is already a peer of VNI ${options.vni}\n`));
     },

@@ -3,7 +3,15 @@
 import http from 'node:http';
 import { describeEndpoint, type ControlEndpoint } from './endpoint';
 
-export class ControlClientError extends Error {}
+export class ControlClientError extends Error {
+  constructor(
+    message: string,
+    /** The daemon's HTTP status, if it answered. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
 
 /** Sends one request; resolves with the parsed JSON body, throws with the daemon's error text. */
 export function controlRequest(endpoint: ControlEndpoint, method: string, path: string, body?: unknown): Promise<unknown> {
@@ -29,7 +37,7 @@ export function controlRequest(endpoint: ControlEndpoint, method: string, path: 
             return reject(new ControlClientError(`the daemon answered something that is not JSON (HTTP ${response.statusCode})`));
           }
           if ((response.statusCode ?? 500) >= 400) {
-            return reject(new ControlClientError((parsed as { error?: string }).error ?? `HTTP ${response.statusCode}`));
+            return reject(new ControlClientError((parsed as { error?: string }).error ?? `HTTP ${response.statusCode}`, response.statusCode));
           }
           resolve(parsed);
         });

@@ -16,6 +16,7 @@ import { createConnection } from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from '../config';
 import { ChangeError, type Daemon } from '../daemon';
 import { describeEndpoint, type ControlEndpoint } from './endpoint';
 
@@ -54,6 +55,7 @@ export class ControlServer {
         .catch((error: unknown) => {
           if (error instanceof HttpError) return reply(response, error.status, { error: error.message });
           if (error instanceof ChangeError) return reply(response, error.status, { error: error.message });
+          if (error instanceof ConfigError) return reply(response, 400, { error: error.message });
           return reply(response, 500, { error: (error as Error).message });
         });
     });
