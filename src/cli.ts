@@ -36,6 +36,7 @@ interface DaemonOptions {
   ageing?: number;
   mtu?: number;
   maxAddresses?: number;
+  maxRemotes?: number;
   floodRate?: number;
   floodBurst?: number;
   df?: 'set' | 'unset' | 'inherit';
@@ -48,7 +49,7 @@ interface DaemonOptions {
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
-const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses', 'floodRate', 'floodBurst'] as const;
+const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses', 'maxRemotes', 'floodRate', 'floodBurst'] as const;
 
 function packageVersion(): string {
   // dist/src/cli.js -> package.json at the package root.
@@ -78,6 +79,11 @@ function buildProgram(): Command {
     .addOption(new Option('--ageing <seconds>', 'age of learned MAC entries (default 300)').argParser(numberOption('--ageing')))
     .addOption(new Option('--mtu <bytes>', 'overlay MTU: largest inner packet sent whole (default: underlay route MTU - 50, IPv6 - 70)').argParser(numberOption('--mtu')))
     .addOption(new Option('--max-addresses <n>', 'FDB size limit per VNI (default 16384)').argParser(numberOption('--max-addresses')))
+    .addOption(
+      new Option('--max-remotes <n>', 'with --learn-remotes: senders that are not peers accepted per VNI at most (default 1024)').argParser(
+        numberOption('--max-remotes'),
+      ),
+    )
     .addOption(
       new Option('--flood-rate <pps>', 'broadcast/multicast/unknown-unicast frames flooded per second at most (default 2000; 0: no limit)').argParser(
         numberOption('--flood-rate'),
@@ -121,7 +127,7 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
-      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing, --max-addresses, --flood-rate and --flood-burst describe one network; with --config, put networks in the file');
+      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing, --max-addresses, --max-remotes, --flood-rate and --flood-burst describe one network; with --config, put networks in the file');
     }
     return loadConfigFile(options.config, overrides(options));
   }
@@ -142,6 +148,7 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
         mtu: options.mtu,
         ageingSeconds: options.ageing,
         maxAddresses: options.maxAddresses,
+        maxRemotes: options.maxRemotes,
         floodRate: options.floodRate,
         floodBurst: options.floodBurst,
       },
@@ -165,6 +172,7 @@ function flagName(path: PropertyKey[]): string {
     mtu: '--mtu',
     ageingSeconds: '--ageing',
     maxAddresses: '--max-addresses',
+    maxRemotes: '--max-remotes',
     sourcePorts: '--source-ports',
     floodRate: '--flood-rate',
     floodBurst: '--flood-burst',

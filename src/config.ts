@@ -8,6 +8,7 @@ import { canonicalAddress } from './core/address';
 import { parseMac } from './core/ethernet';
 import { peerAddressProblem } from './core/peer-address';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
+import { DEFAULT_MAX_REMOTES } from './core/learned-remotes';
 import { DEFAULT_FLOOD_RATE } from './core/rate-limit';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
 import { parseListenAddress } from './http-server';
@@ -55,6 +56,8 @@ export const networkSchema = z.strictObject({
   mtu: z.number().int().min(576).max(65_000).optional(),
   ageingSeconds: z.number().positive().max(1_000_000).default(DEFAULT_AGEING_MS / 1000),
   maxAddresses: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ENTRIES),
+  /** With learnRemotes: senders that are not peers accepted at most (more are dropped as remotes_full). */
+  maxRemotes: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_REMOTES),
   /**
    * Broadcast, multicast and unknown-unicast frames flooded to the peers per
    * second at most, on average (a token bucket); more are dropped and counted

@@ -207,6 +207,7 @@ export class Daemon {
     const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock: this.clock });
     const network = new Network(config.vni, fdb, tap);
     network.floodLimiter = floodLimiter(config, this.clock);
+    network.learnedRemotes.limit = config.maxRemotes;
     for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
     for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
     network.overlayMtu = config.mtu ?? (await overlayMtuFor(config.peers));
@@ -394,6 +395,10 @@ export class Daemon {
       network.fdb.ageingMs = config.ageingSeconds * 1000;
       changes.push(`VNI ${config.vni}: ageing ${config.ageingSeconds}s`);
     }
+    if (old.maxRemotes !== config.maxRemotes) {
+      network.learnedRemotes.limit = config.maxRemotes;
+      changes.push(`VNI ${config.vni}: max remotes ${config.maxRemotes}`);
+    }
     if (old.floodRate !== config.floodRate || old.floodBurst !== config.floodBurst) {
       network.floodLimiter = floodLimiter(config, this.clock);
       changes.push(`VNI ${config.vni}: flood rate ${config.floodRate === 0 ? 'unlimited' : `${config.floodRate}/s, burst ${config.floodBurst ?? config.floodRate}`}`);
@@ -440,6 +445,11 @@ export class Daemon {
   private pruneRemotes(): void {
     for (const remote of this.remotes.all()) {
       if (remote.learned) continue;
+      // Still a learned remote of some VNI: it ages out there (see core/learned-remotes.ts).
+      if ([...this.running.values()].some((r) => r.network.learnedRemotes.has(remote.id))) {
+        remote.learned = true;
+        continue;
+      }
       const used = [...this.running.values()].some((r) => r.network.isPeer(remote.id));
       if (!used) {
         for (const r of this.running.values()) r.network.fdb.forgetRemote(remote.id);

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { NetworkDrops, NetworkFaults, type EngineCounters, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
-import type { Remote, RemoteCounters } from './core/remotes';
+import { RemoteCounters, type Remote } from './core/remotes';
 import {
   formatListenAddress,
   ListenError,
@@ -28,7 +28,7 @@ import { getLink } from './io/link';
 /** What the collectors read: the daemon (or a test's stand-in). */
 export interface MetricsSource {
   readonly engine: { readonly counters: EngineCounters; allNetworks(): Network[] };
-  readonly remotes: { all(): Remote[] };
+  readonly remotes: { all(): Remote[]; readonly retiredLearned: RemoteCounters };
 }
 
 /** What the health check looks at: the daemon (or a test's stand-in). */
@@ -104,6 +104,16 @@ const NETWORK_COUNTERS: NetworkMetric[] = [
     name: 'tsvtep_fdb_aged_out_total',
     help: 'Learned MAC addresses forgotten after the ageing time.',
     read: (c) => c.fdbAgedOut,
+  },
+  {
+    name: 'tsvtep_fdb_move_limited_total',
+    help: 'MAC moves not made because the MAC had moved less than a second before (the frame is delivered).',
+    read: (c) => c.fdbMoveLimited,
+  },
+  {
+    name: 'tsvtep_learned_remotes_aged_out_total',
+    help: 'Learned remotes (--learn-remotes) forgotten: no FDB entry behind them and nothing received for the ageing time.',
+    read: (c) => c.remotesAgedOut,
   },
 ];
 
@@ -238,9 +248,32 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     },
   );
 
+  gaugeFrom(registry, 'tsvtep_learned_remotes', 'Remotes accepted with --learn-remotes that are not peers of the VNI.', ['vni'], (emit) => {
+    for (const network of networks()) emit(vniLabel(network), network.learnedRemotes.size);
+  });
+  gaugeFrom(registry, 'tsvtep_learned_remotes_max', 'Limit of learned remotes per VNI (--max-remotes).', ['vni'], (emit) => {
+    for (const network of networks()) emit(vniLabel(network), network.learnedRemotes.limit);
+  });
+
+  // One series per configured peer; learned remotes, however many senders there were, share peer="learned".
   for (const metric of PEER_COUNTERS) {
     counterFrom(registry, metric.name, metric.help, ['peer'], (emit) => {
-      for (const remote of source.remotes.all()) emit({ peer: remote.address }, metric.read(remote.counters));
+      const learned = new RemoteCounters();
+      let anyLearned = false;
+      for (const remote of source.remotes.all()) {
+        if (!remote.learned) {
+          emit({ peer: remote.address }, metric.read(remote.counters));
+          continue;
+        }
+        anyLearned = true;
+        learned.rxDatagrams += remote.counters.rxDatagrams;
+        learned.rxBytes += remote.counters.rxBytes;
+        learned.txDatagrams += remote.counters.txDatagrams;
+        learned.txBytes += remote.counters.txBytes;
+      }
+      const retired = source.remotes.retiredLearned;
+      const everLearned = anyLearned || retired.rxDatagrams > 0 || retired.txDatagrams > 0;
+      if (everLearned) emit({ peer: 'learned' }, metric.read(learned) + metric.read(retired));
     });
   }
 

@@ -154,17 +154,22 @@ function networksView(daemon: Daemon): unknown[] {
   });
 }
 
-/** One row per remote, with the VNIs it is a peer of; counters cover all its VNIs. */
+/**
+ * One row per remote, with the VNIs it is a peer or a learned remote of
+ * (learned: true for one that is no configured peer); counters cover all its VNIs.
+ */
 function peersView(daemon: Daemon, vni: number | undefined): unknown[] {
   const vnisOf = new Map<number, number[]>();
   for (const info of daemon.networks()) {
     if (vni !== undefined && info.vni !== vni) continue;
-    for (const id of daemon.network(info.vni)?.peers ?? []) vnisOf.set(id, [...(vnisOf.get(id) ?? []), info.vni]);
+    const network = daemon.network(info.vni);
+    const ids = network ? [...network.peers, ...network.learnedRemotes.ids()] : [];
+    for (const id of ids) vnisOf.set(id, [...(vnisOf.get(id) ?? []), info.vni]);
   }
   const out: unknown[] = [];
   for (const [id, vnis] of vnisOf) {
     const remote = daemon.remotes.get(id);
-    if (remote) out.push({ address: remote.address, vnis, ...remote.counters });
+    if (remote) out.push({ address: remote.address, vnis, learned: remote.learned, ...remote.counters });
   }
   return out;
 }

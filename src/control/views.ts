@@ -27,6 +27,8 @@ export interface FdbView {
 export interface PeerView {
   vnis: number[];
   address: string;
+  /** A remote accepted with --learn-remotes, not a configured peer. */
+  learned: boolean;
   rxDatagrams: number;
   rxBytes: number;
   txDatagrams: number;
@@ -59,11 +61,11 @@ export function statusText(result: NetworksReply): string {
   return table(rows) + reasons + engine;
 }
 
-/** `tsvtep peers`: one row per remote. */
+/** `tsvtep peers`: one row per remote; learned remotes say so. */
 export function peersText(peers: PeerView[]): string {
   return table([
-    ['PEER', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-    ...peers.map((p) => [p.address, p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+    ['PEER', 'KIND', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [p.address, p.learned ? 'learned' : 'peer', p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
   ]);
 }
 

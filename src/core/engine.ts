@@ -21,7 +21,8 @@ import { ADDR_RECORD_LEN } from './address';
 import type { Clock } from './clock';
 import { EngineCounters } from './counters';
 import { ETH_HEADER_LEN, ETH_SRC_OFFSET, isValidSourceMac, macHigh, macLow } from './ethernet';
-import { LEARN_MOVED, LEARN_NEW, LEARN_TABLE_FULL, NO_REMOTE } from './fdb';
+import { LEARN_MOVE_LIMITED, LEARN_MOVE_REFUSED, LEARN_MOVED, LEARN_NEW, LEARN_TABLE_FULL, NO_REMOTE } from './fdb';
+import { forgetUnusedLearned } from './learned-remotes';
 import { egressRemote } from './forward';
 import type { Network } from './network';
 import {
@@ -175,11 +176,14 @@ export class Engine {
     return [...this.networks.values()];
   }
 
-  /** Ages out learned FDB entries of every network. Call every few seconds. */
+  /** Ages out learned FDB entries and learned remotes of every network. Call every few seconds. */
   housekeep(): void {
+    const now = this.options.clock.now();
     for (const network of this.networks.values()) {
       network.counters.fdbAgedOut += network.fdb.ageOut();
+      network.counters.remotesAgedOut += network.learnedRemotes.expire(now, network.fdb.ageingMs, network.fdb, this.options.remotes);
     }
+    forgetUnusedLearned(this.options.remotes, this.networks.values());
     if (this.pathMtus.anyLimited) this.pathMtus.recheck();
   }
 
@@ -532,12 +536,15 @@ export class Engine {
       return;
     }
     let remoteId = this.options.remotes.findByRecord(slab.records, record);
-    if (remoteId === NO_REMOTE || !network.isPeer(remoteId)) {
+    const fromPeer = remoteId !== NO_REMOTE && network.isPeer(remoteId);
+    if (!fromPeer) {
       if (!this.learnRemotes) {
         counters.drops.unknown_sender++;
         return;
       }
-      if (remoteId === NO_REMOTE) remoteId = this.options.remotes.addFromRecord(slab.records, record, true).id;
+      // Bounded per VNI (--max-remotes); NO_REMOTE: counted as remotes_full.
+      remoteId = network.learnedRemotes.admit(remoteId, this.options.remotes, slab.records, record, counters);
+      if (remoteId === NO_REMOTE) return;
     }
     const frame = datagram + VXLAN_HEADER_LEN;
     const frameLength = length - VXLAN_HEADER_LEN;
@@ -554,10 +561,16 @@ export class Engine {
       counters.drops.bad_frame++;
       return;
     }
-    const learned = network.fdb.learn(macHigh(bytes, source), macLow(bytes, source), remoteId);
+    // A stranger never takes a MAC from a configured peer or a static entry (LEARN_MOVE_REFUSED).
+    const learned = network.fdb.learn(macHigh(bytes, source), macLow(bytes, source), remoteId, fromPeer);
     if (learned === LEARN_NEW) counters.fdbLearned++;
     else if (learned === LEARN_MOVED) counters.fdbMoved++;
     else if (learned === LEARN_TABLE_FULL) counters.drops.fdb_full++;
+    else if (learned === LEARN_MOVE_LIMITED) counters.fdbMoveLimited++;
+    else if (learned === LEARN_MOVE_REFUSED) {
+      counters.drops.move_refused++;
+      return;
+    }
 
     const remote = this.options.remotes.get(remoteId);
     if (remote !== undefined) {
