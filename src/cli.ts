@@ -11,6 +11,7 @@ import { ConfigError, parseConfig, type DaemonConfig } from './config';
 import { loadConfigFile } from './config-file';
 import { registerControlCommands } from './commands/control';
 import { registerLabCommands } from './commands/lab';
+import { readTokenFile, TokenError } from './control/auth';
 import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
 import { Daemon, StartupError } from './daemon';
@@ -45,6 +46,7 @@ interface DaemonOptions {
   sourcePorts?: number;
   logLevel?: string;
   control?: string;
+  controlTokenFile?: string;
   metrics?: string;
 }
 
@@ -99,6 +101,7 @@ function buildProgram(): Command {
       ),
     )
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
+    .option('--control-token-file <file>', 'with --control ADDR:PORT: read the bearer token from this file (default: a new one in /run/tsvtep/)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
@@ -119,6 +122,7 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     sourcePorts: options.sourcePorts,
     logLevel: options.logLevel,
     control: options.control,
+    controlTokenFile: options.controlTokenFile,
     metrics: options.metrics,
   };
 }
@@ -178,6 +182,7 @@ function flagName(path: PropertyKey[]): string {
     floodBurst: '--flood-burst',
     networks: '--vni',
     control: '--control',
+    controlTokenFile: '--control-token-file',
     metrics: '--metrics',
   };
   return flags[field] ?? field;
@@ -195,6 +200,15 @@ function controlEndpoint(config: DaemonConfig): ControlEndpoint {
 async function runDaemon(options: DaemonOptions): Promise<void> {
   const config = await configFromOptions(options);
   const endpoint = controlEndpoint(config);
+  // A token file that cannot be used fails before anything is made.
+  if (endpoint.kind === 'tcp' && config.controlTokenFile !== undefined) {
+    try {
+      readTokenFile(config.controlTokenFile);
+    } catch (error) {
+      if (error instanceof TokenError) fail(EXIT_FAILURE, error.message);
+      throw error;
+    }
+  }
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 
   let metrics: MetricsServer | undefined;
@@ -221,7 +235,11 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let control: ControlServer;
   try {
-    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload });
+    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload }, {
+      tokenFile: config.controlTokenFile,
+      onUnauthorized: (method, url) => log.warn({ method, url }, `control: ${method} ${url} without its bearer token refused (401); further ones are counted, not logged`),
+    });
+    if (control.auth?.file) log.info({ tokenFile: control.auth.file }, `control port needs a bearer token; root can read it from ${control.auth.file}`);
   } catch (error) {
     daemon.stop();
     if (error instanceof ControlError) fail(EXIT_FAILURE, error.message);

@@ -90,6 +90,8 @@ export const configSchema = z
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** Control socket path, or 127.0.0.1:PORT / [::1]:PORT; default: one per network namespace and port. */
     control: z.string().min(1).optional(),
+    /** With a TCP control port: read its bearer token from this file instead of making one. */
+    controlTokenFile: z.string().min(1).optional(),
     /** Prometheus /metrics and /healthz on ADDRESS:PORT ([::1]:9477 for IPv6); default off. */
     metrics: z
       .string()

@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { readTokenFile, TokenError, tokenFilePath } from '../control/auth';
 import { ControlClientError, controlRequest } from '../control/client';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from '../control/endpoint';
 import { fdbText, peersText, statusText, type FdbView, type NetworkView, type NetworksReply, type PeerView } from '../control/views';
@@ -11,6 +12,7 @@ import { EXIT_FAILURE, EXIT_USAGE, UsageError, fail, numberOption } from './comm
 
 interface ClientOptions {
   control?: string;
+  controlTokenFile?: string;
   port?: number;
   vni?: number;
   json?: boolean;
@@ -30,6 +32,7 @@ function endpointOf(options: ClientOptions): ControlEndpoint {
 function withClientOptions(command: Command, vni: 'filter' | 'required' | 'none'): Command {
   command
     .option('--control <path|addr:port>', "the daemon's control interface (default: the one of this namespace)")
+    .option('--control-token-file <file>', 'the bearer token of a TCP control port (default: the one the daemon wrote in /run/tsvtep/)')
     .addOption(new Option('--port <n>', 'VXLAN port of the daemon, to find its default control socket').argParser(numberOption('--port')))
     .option('--json', 'print the raw JSON');
   if (vni === 'filter') command.addOption(new Option('--vni <n>', 'only this VNI').argParser(numberOption('--vni')));
@@ -37,10 +40,25 @@ function withClientOptions(command: Command, vni: 'filter' | 'required' | 'none'
   return command;
 }
 
-async function request(options: ClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+/** The token of a TCP endpoint, if this user can read it; without one the daemon answers 401. */
+function tokenOf(endpoint: ControlEndpoint, options: ClientOptions): string | undefined {
+  if (endpoint.kind !== 'tcp') return undefined;
   try {
-    return await controlRequest(endpointOf(options), method, path, body);
+    return readTokenFile(options.controlTokenFile ?? tokenFilePath(endpoint));
   } catch (error) {
+    if (error instanceof TokenError && options.controlTokenFile !== undefined) fail(EXIT_FAILURE, error.message);
+    return undefined;
+  }
+}
+
+async function request(options: ClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+  const endpoint = endpointOf(options);
+  try {
+    return await controlRequest(endpoint, method, path, body, tokenOf(endpoint, options));
+  } catch (error) {
+    if (error instanceof ControlClientError && error.status === 401) {
+      fail(EXIT_FAILURE, `${error.message.replace(/ \(.*$/, '')}: run as root, or give --control-token-file FILE`);
+    }
     if (error instanceof ControlClientError) {
       // 400: the request itself is wrong (a bad address, an invalid config file on reload).
       const lines = error.message.split('\n');

@@ -14,15 +14,16 @@ export class ControlClientError extends Error {
 }
 
 /** Sends one request; resolves with the parsed JSON body, throws with the daemon's error text. */
-export function controlRequest(endpoint: ControlEndpoint, method: string, path: string, body?: unknown): Promise<unknown> {
+export function controlRequest(endpoint: ControlEndpoint, method: string, path: string, body?: unknown, token?: string): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
+  const authorization: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   return new Promise((resolve, reject) => {
     const request = http.request(
       {
         method,
         path,
         ...(endpoint.kind === 'unix' ? { socketPath: endpoint.path } : { host: endpoint.host, port: endpoint.port }),
-        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        headers: { ...authorization, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
         timeout: 10_000,
       },
       (response) => {

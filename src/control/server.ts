@@ -18,6 +18,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../config';
 import { ChangeError, type Daemon } from '../daemon';
+import { ControlAuth, TokenError } from './auth';
 import { describeEndpoint, type ControlEndpoint } from './endpoint';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -27,6 +28,14 @@ export class ControlError extends Error {}
 export interface ControlHooks {
   /** Re-reads the config file; resolves with the changes made. */
   reload?: () => Promise<string[]>;
+}
+
+/** How a TCP endpoint is guarded (see auth.ts); a Unix socket needs none of it. */
+export interface ControlAuthOptions {
+  /** Read the bearer token from here instead of making one. */
+  tokenFile?: string;
+  /** Called for the first request refused for a missing or wrong token (later ones are only counted). */
+  onUnauthorized?: (method: string, path: string) => void;
 }
 
 const vniSchema = z.coerce.number().int().min(0).max(0xffffff);
@@ -46,11 +55,21 @@ export class ControlServer {
   private constructor(
     private readonly server: http.Server,
     readonly endpoint: ControlEndpoint,
+    /** The token check of a TCP endpoint. */
+    readonly auth: ControlAuth | undefined,
   ) {}
 
-  static async start(daemon: Daemon, endpoint: ControlEndpoint, hooks: ControlHooks = {}): Promise<ControlServer> {
+  static async start(daemon: Daemon, endpoint: ControlEndpoint, hooks: ControlHooks = {}, authOptions: ControlAuthOptions = {}): Promise<ControlServer> {
+    let auth: ControlAuth | undefined;
+    try {
+      auth = endpoint.kind === 'tcp' ? ControlAuth.open(endpoint, authOptions.tokenFile, (r) => authOptions.onUnauthorized?.(r.method ?? '?', r.url ?? '?')) : undefined;
+    } catch (error) {
+      if (error instanceof TokenError) throw new ControlError(error.message);
+      throw error;
+    }
     const server = http.createServer((request, response) => {
-      handle(daemon, hooks, request)
+      if (auth !== undefined && !auth.admit(request, response)) return;
+      handle(daemon, hooks, request, auth)
         .then((body) => reply(response, 200, body))
         .catch((error: unknown) => {
           if (error instanceof HttpError) return reply(response, error.status, { error: error.message });
@@ -65,15 +84,17 @@ export class ControlServer {
       if (endpoint.kind === 'unix') server.listen(endpoint.path, resolve);
       else server.listen(endpoint.port, endpoint.host, resolve);
     }).catch((error: NodeJS.ErrnoException) => {
+      auth?.close();
       const where = describeEndpoint(endpoint);
       if (error.code === 'EADDRINUSE') throw new ControlError(`control address ${where} is in use (pick another with --control)`);
       throw new ControlError(`cannot listen on control address ${where}: ${error.message}`);
     });
     if (endpoint.kind === 'unix') chmodSync(endpoint.path, 0o600);
-    return new ControlServer(server, endpoint);
+    return new ControlServer(server, endpoint, auth);
   }
 
   close(): void {
+    this.auth?.close();
     this.server.close();
     this.server.closeAllConnections();
     if (this.endpoint.kind === 'unix') {
@@ -102,14 +123,14 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
   unlinkSync(socketPath);
 }
 
-async function handle(daemon: Daemon, hooks: ControlHooks, request: http.IncomingMessage): Promise<unknown> {
+async function handle(daemon: Daemon, hooks: ControlHooks, request: http.IncomingMessage, auth: ControlAuth | undefined): Promise<unknown> {
   const url = new URL(request.url ?? '/', 'http://control');
   const route = `${request.method} ${url.pathname}`;
   const vniParam = url.searchParams.get('vni');
   const vni = vniParam === null ? undefined : parse(vniSchema, vniParam);
   switch (route) {
     case 'GET /networks':
-      return { networks: networksView(daemon), engine: { ...daemon.engine.counters } };
+      return { networks: networksView(daemon), engine: { ...daemon.engine.counters }, control: { unauthorized: auth?.unauthorized ?? 0 } };
     case 'GET /peers':
       return { peers: peersView(daemon, vni) };
     case 'GET /fdb':

@@ -1,0 +1,108 @@
+// The bearer token of the TCP control port. A Unix socket is guarded by its
+// mode (0600, root); a loopback TCP port is open to every local user, so
+// there every request must carry `Authorization: Bearer TOKEN`.
+//
+// The daemon makes a random token at start and writes it, mode 0600, to
+// tokenFilePath() in the runtime directory (removed at exit), or reads one
+// from --control-token-file. The CLI reads the same file, which only root can.
+
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import { CONTROL_DIR, type ControlEndpoint } from './endpoint';
+
+/** A failure to set up the token; the message says what to do. */
+export class TokenError extends Error {}
+
+/**
+ * /run/tsvtep/net<inode of this network namespace>-tcp-<host>-<port>.token: a
+ * loopback port is per namespace, so daemons in other namespaces never share it.
+ */
+export function tokenFilePath(endpoint: { host: string; port: number }, namespaceFile = '/proc/self/ns/net'): string {
+  let namespace = 'host';
+  try {
+    namespace = `net${statSync(namespaceFile).ino}`;
+  } catch {
+    // No /proc: the address and port still tell daemons apart.
+  }
+  return path.join(CONTROL_DIR, `${namespace}-tcp-${endpoint.host.replace(/:/g, '_')}-${endpoint.port}.token`);
+}
+
+/** The token in file: its first line, at least 16 characters. Throws TokenError. */
+export function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new TokenError(`control token file ${file} does not exist`);
+    if (code === 'EACCES') throw new TokenError(`control token file ${file} is not readable (run as root)`);
+    throw new TokenError(`cannot read control token file ${file}: ${(error as Error).message}`);
+  }
+  const token = text.split('\n')[0].trim();
+  if (token.length < 16 || /\s/.test(token)) throw new TokenError(`control token file ${file}: the first line must be a token of 16 or more characters`);
+  return token;
+}
+
+export class ControlAuth {
+  /** Requests refused for a missing or wrong token. */
+  unauthorized = 0;
+  private readonly expected: Buffer;
+
+  private constructor(
+    token: string,
+    /** The file the daemon wrote, removed by close(); undefined when the token came from --control-token-file. */
+    private readonly ownFile: string | undefined,
+    private readonly onFirstRefusal: (request: http.IncomingMessage) => void,
+  ) {
+    this.expected = Buffer.from(`Bearer ${token}`);
+  }
+
+  /**
+   * The token for a TCP endpoint: read from tokenFile if given, else made
+   * here and written to tokenFilePath(endpoint). Throws TokenError.
+   */
+  static open(endpoint: Extract<ControlEndpoint, { kind: 'tcp' }>, tokenFile: string | undefined, onFirstRefusal: (request: http.IncomingMessage) => void): ControlAuth {
+    if (tokenFile !== undefined) return new ControlAuth(readTokenFile(tokenFile), undefined, onFirstRefusal);
+    const file = tokenFilePath(endpoint);
+    const token = randomBytes(32).toString('hex');
+    try {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      // Written whole under another name, then renamed: a reader never sees half a token.
+      const partial = `${file}.${process.pid}.partial`;
+      writeFileSync(partial, `${token}\n`, { mode: 0o600 });
+      chmodSync(partial, 0o600);
+      renameSync(partial, file);
+    } catch (error) {
+      throw new TokenError(`cannot write the control token to ${file}: ${(error as Error).message} (run as root, or give --control-token-file)`);
+    }
+    return new ControlAuth(token, file, onFirstRefusal);
+  }
+
+  /** The file the token is in, for the log. */
+  get file(): string | undefined {
+    return this.ownFile;
+  }
+
+  /** True if the request carries the token; otherwise answers 401 itself and counts it. */
+  admit(request: http.IncomingMessage, response: http.ServerResponse): boolean {
+    const given = Buffer.from(request.headers.authorization ?? '');
+    if (given.length === this.expected.length && timingSafeEqual(given, this.expected)) return true;
+    if (this.unauthorized++ === 0) this.onFirstRefusal(request);
+    const body = `${JSON.stringify({ error: 'this control port needs its bearer token (Authorization: Bearer TOKEN; root can read it from the token file)' })}\n`;
+    // The request body is not read: close the connection rather than drain it.
+    response.writeHead(401, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'www-authenticate': 'Bearer', connection: 'close' });
+    response.end(body);
+    return false;
+  }
+
+  close(): void {
+    if (this.ownFile === undefined) return;
+    try {
+      unlinkSync(this.ownFile);
+    } catch {
+      // Already gone.
+    }
+  }
+}
