@@ -353,6 +353,13 @@ export class MetricsServer {
       if (typeof parsed === 'string') throw new ListenError(`--metrics ${parsed}`);
       address = parsed;
     }
+    if (isWildcard(address.host)) {
+      // Allowed (it is the exporter convention), but say once what it means.
+      log.warn(
+        { address: address.host, port: address.port },
+        `metrics on ${formatListenAddress(address)}: every address of this host, reachable from other hosts and unauthenticated (bind a loopback or management address to keep it local)`,
+      );
+    }
     const server = new MetricsServer(log);
     server.http = await startHttpServer(
       address,
@@ -394,6 +401,11 @@ export class MetricsServer {
     const result = await this.pendingHealth;
     return { status: result.status === 'up' ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(result)}\n` };
   }
+}
+
+/** 0.0.0.0 or :: (in any spelling): listening on every address. */
+function isWildcard(host: string): boolean {
+  return /^0+(\.0+){3}$/.test(host) || /^[0:]+$/.test(host);
 }
 
 let version: string | undefined;
