@@ -6,19 +6,18 @@
 
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import pino from 'pino';
-import { ConfigError, parseConfig, type DaemonConfig } from './config';
-import { loadConfigFile } from './config-file';
+import { ConfigError } from './config-error';
 import { registerControlCommands } from './commands/control';
 import { registerLabCommands } from './commands/lab';
-import { readTokenFile, TokenError } from './control/auth';
-import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
-import { Daemon, StartupError } from './daemon';
-import { ListenError } from './http-server';
-// Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
-import type { MetricsServer } from './metrics';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
+// The daemon's modules are loaded only when it runs, so that the control
+// subcommands (status, peers, ...) start fast: zod, pino, the daemon and the
+// native addon cost some 100 ms. prom-client (~12 MB resident) only with --metrics.
+import type { DaemonConfig } from './config';
+import type { ControlServer } from './control/server';
+import type { Daemon } from './daemon';
+import type { MetricsServer } from './metrics';
 
 function collect(value: string, previous: string[]): string[] {
   return previous.concat(value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
@@ -133,7 +132,7 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
     if (given.length > 0 || options.peer.length > 0) {
       throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing, --max-addresses, --max-remotes, --flood-rate and --flood-burst describe one network; with --config, put networks in the file');
     }
-    return loadConfigFile(options.config, overrides(options));
+    return (await import('./config-file')).loadConfigFile(options.config, overrides(options));
   }
   if (options.vni === undefined) throw new UsageError('--vni is required (e.g. --vni 100), or --config FILE');
   if (options.bridge === undefined && options.dockerNetwork === undefined) {
@@ -158,7 +157,7 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
       },
     ],
   };
-  return parseConfig(input, flagName);
+  return (await import('./config')).parseConfig(input, flagName);
 }
 
 /** Maps config field paths back to the flags that set them. */
@@ -199,6 +198,12 @@ function controlEndpoint(config: DaemonConfig): ControlEndpoint {
 
 async function runDaemon(options: DaemonOptions): Promise<void> {
   const config = await configFromOptions(options);
+  const { readTokenFile, TokenError } = await import('./control/token-file');
+  const { ControlError, ControlServer } = await import('./control/server');
+  const { Daemon, StartupError } = await import('./daemon');
+  const { ListenError } = await import('./http-server');
+  const { loadConfigFile } = await import('./config-file');
+  const { default: pino } = await import('pino');
   const endpoint = controlEndpoint(config);
   // A token file that cannot be used fails before anything is made.
   if (endpoint.kind === 'tcp' && config.controlTokenFile !== undefined) {

@@ -4,6 +4,7 @@
 
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { ConfigError } from './config-error';
 import { canonicalAddress } from './core/address';
 import { parseMac } from './core/ethernet';
 import { peerAddressProblem } from './core/peer-address';
@@ -170,7 +171,7 @@ export function defaultTapName(vni: number): string {
   return `tsv${vni}`;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 /** Validates input; throws ConfigError with one line per problem, naming the field. */
 export function parseConfig(input: unknown, fieldNames: (path: PropertyKey[]) => string = dottedPath): DaemonConfig {

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { readTokenFile, TokenError, tokenFilePath } from '../control/auth';
+import { readTokenFile, TokenError, tokenFilePath } from '../control/token-file';
 import { ControlClientError, controlRequest } from '../control/client';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from '../control/endpoint';
 import { fdbText, peersText, statusText, type FdbView, type NetworkView, type NetworksReply, type PeerView } from '../control/views';

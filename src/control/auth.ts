@@ -7,43 +7,13 @@
 // from --control-token-file. The CLI reads the same file, which only root can.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { CONTROL_DIR, type ControlEndpoint } from './endpoint';
+import type { ControlEndpoint } from './endpoint';
+import { TokenError as TokenErrorClass, readTokenFile, tokenFilePath } from './token-file';
 
-/** A failure to set up the token; the message says what to do. */
-export class TokenError extends Error {}
-
-/**
- * /run/tsvtep/net<inode of this network namespace>-tcp-<host>-<port>.token: a
- * loopback port is per namespace, so daemons in other namespaces never share it.
- */
-export function tokenFilePath(endpoint: { host: string; port: number }, namespaceFile = '/proc/self/ns/net'): string {
-  let namespace = 'host';
-  try {
-    namespace = `net${statSync(namespaceFile).ino}`;
-  } catch {
-    // No /proc: the address and port still tell daemons apart.
-  }
-  return path.join(CONTROL_DIR, `${namespace}-tcp-${endpoint.host.replace(/:/g, '_')}-${endpoint.port}.token`);
-}
-
-/** The token in file: its first line, at least 16 characters. Throws TokenError. */
-export function readTokenFile(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new TokenError(`control token file ${file} does not exist`);
-    if (code === 'EACCES') throw new TokenError(`control token file ${file} is not readable (run as root)`);
-    throw new TokenError(`cannot read control token file ${file}: ${(error as Error).message}`);
-  }
-  const token = text.split('\n')[0].trim();
-  if (token.length < 16 || /\s/.test(token)) throw new TokenError(`control token file ${file}: the first line must be a token of 16 or more characters`);
-  return token;
-}
+export { TokenError } from './token-file';
 
 export class ControlAuth {
   /** Requests refused for a missing or wrong token. */
@@ -75,7 +45,7 @@ export class ControlAuth {
       chmodSync(partial, 0o600);
       renameSync(partial, file);
     } catch (error) {
-      throw new TokenError(`cannot write the control token to ${file}: ${(error as Error).message} (run as root, or give --control-token-file)`);
+      throw new TokenErrorClass(`cannot write the control token to ${file}: ${(error as Error).message} (run as root, or give --control-token-file)`);
     }
     return new ControlAuth(token, file, onFirstRefusal);
   }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tokenFilePath } from '../../src/control/auth';
+import { tokenFilePath } from '../../src/control/token-file';
 import { CLI_PATH, startDaemon } from '../../src/lab/process';
 import { useTopology } from '../helpers/lab';
 
