@@ -20,8 +20,7 @@ import { ConfigError } from '../config';
 import { ChangeError, type Daemon } from '../daemon';
 import { ControlAuth, TokenError } from './auth';
 import { describeEndpoint, type ControlEndpoint } from './endpoint';
-
-const MAX_BODY_BYTES = 64 * 1024;
+import { CONTROL_SERVER_OPTIONS, RequestError, limitServer, readJsonBody } from './request-limits';
 
 export class ControlError extends Error {}
 
@@ -67,17 +66,22 @@ export class ControlServer {
       if (error instanceof TokenError) throw new ControlError(error.message);
       throw error;
     }
-    const server = http.createServer((request, response) => {
+    const server = http.createServer(CONTROL_SERVER_OPTIONS, (request, response) => {
       if (auth !== undefined && !auth.admit(request, response)) return;
       handle(daemon, hooks, request, auth)
         .then((body) => reply(response, 200, body))
         .catch((error: unknown) => {
           if (error instanceof HttpError) return reply(response, error.status, { error: error.message });
+          if (error instanceof RequestError) {
+            if (error.closeConnection) response.setHeader('connection', 'close');
+            return reply(response, error.status, { error: error.message });
+          }
           if (error instanceof ChangeError) return reply(response, error.status, { error: error.message });
           if (error instanceof ConfigError) return reply(response, 400, { error: error.message });
           return reply(response, 500, { error: (error as Error).message });
         });
     });
+    limitServer(server);
     if (endpoint.kind === 'unix') await prepareSocketPath(endpoint.path);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -203,18 +207,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 async function readBody(request: http.IncomingMessage): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'request body is not JSON');
-  }
+  return readJsonBody(request);
 }
 
 function reply(response: http.ServerResponse, status: number, body: unknown): void {
