@@ -51,7 +51,12 @@ function tokenOf(endpoint: ControlEndpoint, options: ClientOptions): string | un
   }
 }
 
-async function request(options: ClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+/**
+ * Sends a request; a failure is one line and exit 1, or exit 2 where a 400
+ * answer means the command was given bad input (usageOn400: a peer address,
+ * a config file that does not validate on reload).
+ */
+async function request(options: ClientOptions, method: string, path: string, body?: unknown, usageOn400 = false): Promise<unknown> {
   const endpoint = endpointOf(options);
   try {
     return await controlRequest(endpoint, method, path, body, tokenOf(endpoint, options));
@@ -60,10 +65,9 @@ async function request(options: ClientOptions, method: string, path: string, bod
       fail(EXIT_FAILURE, `${error.message.replace(/ \(.*$/, '')}: run as root, or give --control-token-file FILE`);
     }
     if (error instanceof ControlClientError) {
-      // 400: the request itself is wrong (a bad address, an invalid config file on reload).
       const lines = error.message.split('\n');
       const message = lines.length > 1 ? `${lines[0]} (and ${lines.length - 1} more problem(s))` : lines[0];
-      fail(error.status === 400 ? EXIT_USAGE : EXIT_FAILURE, message);
+      fail(usageOn400 && error.status === 400 ? EXIT_USAGE : EXIT_FAILURE, message);
     }
     throw error;
   }
@@ -97,7 +101,7 @@ export function registerControlCommands(program: Command): void {
     async (address: string, options: ClientOptions) => {
       const problem = peerAddressProblem(address);
       if (problem !== undefined) throw new UsageError(`peer ${address} ${problem}`);
-      const result = (await request(options, 'POST', '/peers', { vni: options.vni, address })) as { added: boolean };
+      const result = (await request(options, 'POST', '/peers', { vni: options.vni, address }, true)) as { added: boolean };
       print(options, result, () => (result.added ? `peer ${address} added to VNI ${options.vni}\n` : `${address} is already a peer of VNI ${options.vni}\n`));
     },
   );
@@ -132,7 +136,7 @@ export function registerControlCommands(program: Command): void {
 
   withClientOptions(program.command('reload').description('re-read the config file (as SIGHUP does)'), 'none').action(
     async (options: ClientOptions) => {
-      const result = (await request(options, 'POST', '/reload')) as { changes: string[] };
+      const result = (await request(options, 'POST', '/reload', undefined, true)) as { changes: string[] };
       print(options, result, () => (result.changes.length ? result.changes.map((c) => `${c}\n`).join('') : 'no changes\n'));
     },
   );

@@ -77,7 +77,7 @@ async function send(topology: Topology, ns: string, from: string, to: string, da
 /** Datagrams of a VNI the daemon read and did not deliver, by the receive-side reasons. */
 function receiveDrops(s: Status, vni: number): number {
   const d = network(s, vni).counters.drops;
-  return d.runt + d.bad_frame + d.unknown_sender + d.oversize + d.truncated + d.tap_write;
+  return d.runt + d.bad_frame + d.unknown_sender + d.oversize + d.truncated + d.tap_write + d.remotes_full + d.move_refused;
 }
 
 /** Every datagram read is delivered or dropped for a reason: the sum over VNIs and the engine's own drops. */
