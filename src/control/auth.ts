@@ -26,7 +26,7 @@ export class ControlAuth {
     private readonly ownFile: string | undefined,
     private readonly onFirstRefusal: (request: http.IncomingMessage) => void,
   ) {
-    this.expected = Buffer.from(`Bearer ${token}`);
+    this.expected = Buffer.from(token);
   }
 
   /**
@@ -57,7 +57,9 @@ export class ControlAuth {
 
   /** True if the request carries the token; otherwise answers 401 itself and counts it. */
   admit(request: http.IncomingMessage, response: http.ServerResponse): boolean {
-    const given = Buffer.from(request.headers.authorization ?? '');
+    // The scheme is case-insensitive (RFC 6750); the token is compared in constant time.
+    const match = /^bearer +(\S+)$/i.exec(request.headers.authorization ?? '');
+    const given = Buffer.from(match ? match[1] : '');
     if (given.length === this.expected.length && timingSafeEqual(given, this.expected)) return true;
     if (this.unauthorized++ === 0) this.onFirstRefusal(request);
     const body = `${JSON.stringify({ error: 'this control port needs its bearer token (Authorization: Bearer TOKEN; root can read it from the token file)' })}\n`;
