@@ -89,7 +89,7 @@ export function registerControlCommands(program: Command): void {
     },
   );
 
-  withClientOptions(program.command('peers').description('peers with their VNIs and traffic counters (all VNIs together)'), 'filter').action(
+  withClientOptions(program.command('peers').description('peers, and remotes learned with --learn-remotes, with their VNIs and traffic counters (all VNIs together)'), 'filter').action(
     async (options: ClientOptions) => {
       const result = (await request(options, 'GET', `/peers${vniQuery(options)}`)) as { peers: PeerView[] };
       print(options, result, () => peersText(result.peers));
