@@ -111,7 +111,8 @@ export interface LossFreeRate {
 /**
  * The loss-free rate from a short sweep: offered rates grow by `factor` from
  * `startPps` until more than maxLossPct is lost, then `refine` bisection steps
- * between the last good and the first bad rate. If the senders fall short of
+ * between the last good and the first bad rate; a rate that loses too much is
+ * tried once more before it counts as bad. If the senders fall short of
  * an offered rate by more than 10 % with no loss, the sweep stops there and
  * says it is sender-bound.
  */
@@ -120,10 +121,16 @@ export async function lossFreeRate(
   options: { startPps: number; factor: number; maxSteps: number; refine: number; maxLossPct: number },
 ): Promise<LossFreeRate> {
   const steps: LossFreeRate['steps'] = [];
-  const tryRate = async (pps: number): Promise<UdpResult> => {
+  const once = async (pps: number): Promise<UdpResult> => {
     const r = await offer(pps);
     steps.push({ offeredPps: pps, sentPps: r.sentPps, lostPercent: r.lostPercent });
     return r;
+  };
+  // A rate fails only if it loses too much twice: one burst of load from
+  // elsewhere on the machine should not end the sweep (RFC 2544 repeats trials too).
+  const tryRate = async (pps: number): Promise<UdpResult> => {
+    const first = await once(pps);
+    return first.lostPercent > options.maxLossPct ? once(pps) : first;
   };
   let good = 0;
   let goodOffered = 0;
