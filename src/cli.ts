@@ -14,7 +14,7 @@ import { registerLabCommands } from './commands/lab';
 import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
 import { Daemon, StartupError } from './daemon';
-import { ListenError } from './http-server';
+import { ListenError } from './metrics-http';
 // Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
 import type { MetricsServer } from './metrics';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
