@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ping, tcpTransfer, waitForPing } from '../../src/lab/checks';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import type { Topology } from '../../src/lab/topology';
-import { expectPing, useTopology } from '../helpers/lab';
+import { expectPing, useTopology, waitForTcp } from '../helpers/lab';
 
 const VNIS = [1000, 2000];
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvtep-multi-'));
@@ -86,7 +86,8 @@ describe('two VNIs on two bridges, the same container addresses in both', () => 
     const t = topology();
     expect(await waitForPing(t, t.container(0, 1000), t.container(2, 1000).ip, 2_000)).toBe(false);
     const transfer = tcpTransfer(t, t.container(0, 2000), t.container(1, 2000), { bytes: 200 * 1024 * 1024, port: 5002, timeoutMs: 90_000 });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // SIGHUP once the transfer is under way, so the reload happens during it.
+    expect(await waitForTcp(t, t.container(1, 2000).ns, 5002, 'established'), 'the transfer did not start').toBe(true);
     writeConfig(t, 0, [1, 2]);
     writeConfig(t, 1, [0, 2]);
     daemons[0].child.kill('SIGHUP');
