@@ -144,6 +144,41 @@ describe('two VNIs on two bridges, the same container addresses in both', () => 
     expect(unknownVni.code).toBe(1);
     expect(unknownVni.stderr).toContain('no tsvtep is running here');
   });
+
+  it('on reload restarts a network whose TAP changed, changes another in place, and skips a change that fails', async () => {
+    const t = topology();
+    const [h1, h2] = [t.hosts[1].underlayIp, t.hosts[2].underlayIp];
+    const mac = '02:99:00:00:00:02';
+    writeFileSync(
+      path.join(dir, `${t.prefix}-h0.yaml`),
+      [
+        'networks:',
+        `  - {vni: 1000, bridge: br1000, tap: tsv1000b, peers: [${h1}, ${h2}]}`,
+        `  - {vni: 2000, bridge: br2000, peers: [${h1}, ${h2}], ageingSeconds: 60, static: [{mac: '${mac}', remote: ${h1}}]}`,
+        `  - {vni: 3000, bridge: br3000, peers: [${h1}]}`,
+        '',
+      ].join('\n'),
+    );
+    const reload = await cli(t, 0, ['reload']);
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(reload.stdout).toContain('VNI 1000 restarted');
+    expect(reload.stdout).toContain('VNI 2000: ageing 60s');
+    expect(reload.stdout).toContain(`VNI 2000: static ${mac} -> ${h1}`);
+    expect(reload.stdout).not.toContain('VNI 3000');
+    expect(await waitForLog(daemons[0], /VNI 3000: change failed: bridge br3000 does not exist/), daemons[0].log()).toBe(true);
+
+    const taps = await t.execOk(t.hosts[0].ns, ['ip', '-o', 'link', 'show', 'type', 'tun']);
+    expect(taps).toContain('tsv1000b');
+    expect(taps).not.toMatch(/tsv1000:/);
+    const status = JSON.parse((await cli(t, 0, ['status', '--json'])).stdout) as { networks: { vni: number; tap: string; ageingSeconds: number }[] };
+    expect(status.networks.map((n) => [n.vni, n.tap, n.ageingSeconds]).sort()).toEqual([
+      [1000, 'tsv1000b', 300],
+      [2000, 'tsv2000', 60],
+    ]);
+    expect((await cli(t, 0, ['fdb', 'show', '--vni', '2000'])).stdout).toContain(`${mac} dev tsv2000 dst ${h1} vni 2000 self static`);
+    await expectPing(t, t.container(0, 1000), t.container(1, 1000));
+    await expectPing(t, t.container(0, 2000), t.container(1, 2000));
+  });
 });
 
 describe('config file errors at start', () => {
