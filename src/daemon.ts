@@ -11,13 +11,14 @@ import type { Logger } from 'pino';
 import { canonicalAddress } from './core/address';
 import { systemClock, type Clock } from './core/clock';
 import { Engine } from './core/engine';
-import { formatMac, parseMac } from './core/ethernet';
+import { parseMac } from './core/ethernet';
 import { Fdb } from './core/fdb';
 import { Network } from './core/network';
 import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
 import { ChangeError, type ControlApi } from './control/api';
+import { fdbViews, networkViews, peerAddresses, peerViews } from './control/snapshot';
 import type { FdbView, NetworkInfo, NetworkView, PeerView } from './control/views';
 import { bridgeName, inspectBridge } from './io/bridge-info';
 import { EBADFD, errnoName } from './io/errno';
@@ -143,7 +144,7 @@ export class Daemon implements ControlApi {
   }
 
   networks(): NetworkInfo[] {
-    return [...this.running.values()].map((r) => ({ ...r.info, peers: this.peerAddresses(r.network) }));
+    return [...this.running.values()].map((r) => ({ ...r.info, peers: peerAddresses(r.network, this.remotes) }));
   }
 
   /** What the metrics collectors and the health check read. */
@@ -188,7 +189,7 @@ export class Daemon implements ControlApi {
     this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
     tap.watch((errno) => this.onTapReadable(network, tap, errno));
 
-    const peers = this.peerAddresses(network);
+    const peers = peerAddresses(network, this.remotes);
     this.log.info(
       { vni: config.vni, tap: tap.name, bridge, bridgeKind: kind, dockerNetwork: config.dockerNetwork, peers, tapMtu, overlayMtu: network.overlayMtu, tapOffload: tap.vnetHeader },
       `VNI ${config.vni}: ${tap.name} on ${kind === 'openvswitch' ? 'Open vSwitch ' : ''}bridge ${bridge}${config.dockerNetwork ? ` (Docker network ${config.dockerNetwork})` : ''}, ${peers.length} peer(s): ${peers.join(', ')}`,
@@ -302,54 +303,19 @@ export class Daemon implements ControlApi {
   // ------------------------------------------------------------ views (ControlApi)
 
   networkViews(): NetworkView[] {
-    return [...this.running.values()].map((r) => {
-      const { fdb, counters } = r.network;
-      return {
-        ...r.info,
-        peers: this.peerAddresses(r.network),
-        ageingSeconds: fdb.ageingMs / 1000,
-        fdbEntries: fdb.size,
-        fdbLimit: fdb.maxEntries,
-        counters: { ...counters, drops: { ...counters.drops } },
-      };
-    });
+    return networkViews(this.running.values(), this.remotes);
   }
 
   engineCounters(): Record<string, number> {
     return { ...this.engine.counters };
   }
 
-  /** One row per remote, with the VNIs it is a peer of; counters cover all its VNIs. */
   peerViews(vni?: number): PeerView[] {
-    const vnisOf = new Map<number, number[]>();
-    for (const r of this.running.values()) {
-      if (vni !== undefined && r.info.vni !== vni) continue;
-      for (const id of r.network.peers) vnisOf.set(id, [...(vnisOf.get(id) ?? []), r.info.vni]);
-    }
-    const out: PeerView[] = [];
-    for (const [id, vnis] of vnisOf) {
-      const remote = this.remotes.get(id);
-      if (remote) out.push({ address: remote.address, vnis, ...remote.counters });
-    }
-    return out;
+    return peerViews(this.running.values(), this.remotes, vni);
   }
 
-  /** FDB entries of one VNI or all, for display. */
   fdbViews(vni?: number): FdbView[] {
-    const out: FdbView[] = [];
-    for (const r of this.running.values()) {
-      if (vni !== undefined && r.info.vni !== vni) continue;
-      for (const entry of r.network.fdb.entries()) {
-        out.push({
-          vni: r.info.vni,
-          mac: formatMac(entry.macHigh, entry.macLow),
-          remote: this.remotes.get(entry.remoteId)?.address ?? '?',
-          isStatic: entry.isStatic,
-          ageSeconds: Math.floor(entry.ageMs / 1000),
-        });
-      }
-    }
-    return out;
+    return fdbViews(this.running.values(), this.remotes, vni);
   }
 
   // ------------------------------------------------------------ internals
@@ -434,10 +400,6 @@ export class Daemon implements ControlApi {
     return this.remotes.find(checkAddress(address));
   }
 
-  private peerAddresses(network: Network): string[] {
-    return network.peers.map((id) => this.remotes.get(id)?.address ?? '?');
-  }
-
   /** Forgets remotes that no network lists as a peer any more. */
   private pruneRemotes(): void {
     for (const remote of this.remotes.all()) {
@@ -453,7 +415,7 @@ export class Daemon implements ControlApi {
   private refreshOverlayMtu(vni: number): void {
     const running = this.running.get(vni);
     if (!running || running.config.mtu !== undefined) return;
-    overlayMtuTowards(this.peerAddresses(running.network))
+    overlayMtuTowards(peerAddresses(running.network, this.remotes))
       .then((mtu) => {
         running.network.overlayMtu = mtu;
         running.info.overlayMtu = mtu;
