@@ -13,8 +13,9 @@ import { registerControlCommands } from './commands/control';
 import { registerLabCommands } from './commands/lab';
 import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
-import { Daemon, StartupError } from './daemon';
-import { ListenError } from './http-server';
+import { Daemon } from './daemon';
+import { StartupError } from './startup-errors';
+import { ListenError } from './metrics-http';
 // Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
 import type { MetricsServer } from './metrics';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
@@ -200,7 +201,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
-  metrics?.serve(daemon);
+  metrics?.serve(daemon.metricsSource());
 
   const configFile = options.config;
   const reload = async (): Promise<string[]> => {
