@@ -200,8 +200,10 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   const config = await configFromOptions(options);
   const { readTokenFile, TokenError } = await import('./control/token-file');
   const { ControlError, ControlServer } = await import('./control/server');
-  const { Daemon, StartupError } = await import('./daemon');
-  const { ListenError } = await import('./http-server');
+  const { ChangeError } = await import('./control/api');
+  const { Daemon } = await import('./daemon');
+  const { StartupError } = await import('./startup-errors');
+  const { ListenError } = await import('./metrics-http');
   const { loadConfigFile } = await import('./config-file');
   const { default: pino } = await import('pino');
   const endpoint = controlEndpoint(config);
@@ -227,7 +229,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
-  metrics?.serve(daemon);
+  metrics?.serve(daemon.metricsSource());
 
   const configFile = options.config;
   const reload = async (): Promise<string[]> => {
@@ -237,10 +239,20 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     log.info({ changes }, `reloaded ${configFile}: ${changes.length ? changes.join('; ') : 'no changes'}`);
     return changes;
   };
+  // Asked over the control interface, a file that does not validate is the
+  // caller's to fix: an 'invalid' change (400, and `tsvtep reload` exits 2).
+  const reloadAsked = async (): Promise<string[]> => {
+    try {
+      return await reload();
+    } catch (error) {
+      if (error instanceof ConfigError) throw new ChangeError(error.message, 'invalid');
+      throw error;
+    }
+  };
 
   let control: ControlServer;
   try {
-    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload }, {
+    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload: reloadAsked }, {
       tokenFile: config.controlTokenFile,
       onUnauthorized: (method, url) => log.warn({ method, url }, `control: ${method} ${url} without its bearer token refused (401); further ones are counted, not logged`),
     });

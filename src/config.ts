@@ -12,7 +12,7 @@ import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
 import { DEFAULT_MAX_REMOTES } from './core/learned-remotes';
 import { DEFAULT_FLOOD_RATE } from './core/rate-limit';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
-import { parseListenAddress } from './http-server';
+import { parseListenAddress } from './core/listen-address';
 
 const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 /** What `docker network create` accepts as a name (and network IDs). */

@@ -14,15 +14,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { NetworkDrops, NetworkFaults, type EngineCounters, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import { RemoteCounters, type Remote } from './core/remotes';
-import {
-  formatListenAddress,
-  ListenError,
-  parseListenAddress,
-  startHttpServer,
-  type HttpServer,
-  type ListenAddress,
-  type Reply,
-} from './http-server';
+import { formatListenAddress, parseListenAddress, type ListenAddress } from './core/listen-address';
+import { ListenError, startHttpServer, type HttpServer, type Reply } from './metrics-http';
 import { getLink } from './io/link';
 
 /** What the collectors read: the daemon (or a test's stand-in). */
@@ -346,7 +339,7 @@ export class MetricsServer {
 
   private constructor(private readonly log: Logger) {}
 
-  /** Listens on address ('127.0.0.1:9477', '[::1]:9477'); throws ListenError (see http-server.ts) if it cannot. */
+  /** Listens on address ('127.0.0.1:9477', '[::1]:9477'); throws ListenError (see metrics-http.ts) if it cannot. */
   static async start(address: ListenAddress | string, log: Logger): Promise<MetricsServer> {
     if (typeof address === 'string') {
       const parsed = parseListenAddress(address);

@@ -1,9 +1,12 @@
 // The local control interface: JSON over HTTP on a Unix socket (mode 0600) or
-// a loopback port. It reads the daemon's state and makes runtime changes; it
-// is never on the data path.
+// a loopback port, where every request needs the bearer token (auth.ts). It
+// reads the daemon's state and makes runtime changes through ControlApi
+// (api.ts) only; it is never on the data path. What one client may cost is
+// bounded in request-limits.ts. HTTP statuses are decided here (and in auth.ts
+// and request-limits.ts): a ChangeError's kind maps to 400, 404 or 409.
 //
 //   GET    /networks                     networks with MTUs, peers and counters
-//   GET    /peers[?vni=N]                peers with their counters
+//   GET    /peers[?vni=N]                peers and learned remotes with their counters
 //   GET    /fdb[?vni=N]                  FDB entries (learned and static)
 //   POST   /peers    {vni, address}      add a peer
 //   DELETE /peers?vni=N&address=A        remove a peer
@@ -16,8 +19,7 @@ import { createConnection } from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../config';
-import { ChangeError, type Daemon } from '../daemon';
+import { ChangeError, type ChangeErrorKind, type ControlApi } from './api';
 import { ControlAuth, TokenError } from './auth';
 import { describeEndpoint, type ControlEndpoint } from './endpoint';
 import { CONTROL_SERVER_OPTIONS, RequestError, limitServer, readJsonBody } from './request-limits';
@@ -41,6 +43,8 @@ const vniSchema = z.coerce.number().int().min(0).max(0xffffff);
 const peerBody = z.strictObject({ vni: vniSchema, address: z.string() });
 const staticBody = z.strictObject({ vni: vniSchema, mac: z.string(), remote: z.string() });
 
+const STATUS_OF: Record<ChangeErrorKind, number> = { invalid: 400, 'not-found': 404, conflict: 409 };
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -58,7 +62,7 @@ export class ControlServer {
     readonly auth: ControlAuth | undefined,
   ) {}
 
-  static async start(daemon: Daemon, endpoint: ControlEndpoint, hooks: ControlHooks = {}, authOptions: ControlAuthOptions = {}): Promise<ControlServer> {
+  static async start(api: ControlApi, endpoint: ControlEndpoint, hooks: ControlHooks = {}, authOptions: ControlAuthOptions = {}): Promise<ControlServer> {
     let auth: ControlAuth | undefined;
     try {
       auth = endpoint.kind === 'tcp' ? ControlAuth.open(endpoint, authOptions.tokenFile, (r) => authOptions.onUnauthorized?.(r.method ?? '?', r.url ?? '?')) : undefined;
@@ -68,7 +72,7 @@ export class ControlServer {
     }
     const server = http.createServer(CONTROL_SERVER_OPTIONS, (request, response) => {
       if (auth !== undefined && !auth.admit(request, response)) return;
-      handle(daemon, hooks, request, auth)
+      handle(api, hooks, request, auth)
         .then((body) => reply(response, 200, body))
         .catch((error: unknown) => {
           if (error instanceof HttpError) return reply(response, error.status, { error: error.message });
@@ -76,8 +80,7 @@ export class ControlServer {
             if (error.closeConnection) response.setHeader('connection', 'close');
             return reply(response, error.status, { error: error.message });
           }
-          if (error instanceof ChangeError) return reply(response, error.status, { error: error.message });
-          if (error instanceof ConfigError) return reply(response, 400, { error: error.message });
+          if (error instanceof ChangeError) return reply(response, STATUS_OF[error.kind], { error: error.message });
           return reply(response, 500, { error: (error as Error).message });
         });
     });
@@ -127,36 +130,36 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
   unlinkSync(socketPath);
 }
 
-async function handle(daemon: Daemon, hooks: ControlHooks, request: http.IncomingMessage, auth: ControlAuth | undefined): Promise<unknown> {
+async function handle(api: ControlApi, hooks: ControlHooks, request: http.IncomingMessage, auth: ControlAuth | undefined): Promise<unknown> {
   const url = new URL(request.url ?? '/', 'http://control');
   const route = `${request.method} ${url.pathname}`;
   const vniParam = url.searchParams.get('vni');
   const vni = vniParam === null ? undefined : parse(vniSchema, vniParam);
   switch (route) {
     case 'GET /networks':
-      return { networks: networksView(daemon), engine: { ...daemon.engine.counters }, control: { unauthorized: auth?.unauthorized ?? 0 } };
+      return { networks: api.networkViews(), engine: api.engineCounters(), control: { unauthorized: auth?.unauthorized ?? 0 } };
     case 'GET /peers':
-      return { peers: peersView(daemon, vni) };
+      return { peers: api.peerViews(vni) };
     case 'GET /fdb':
-      return { entries: daemon.fdbEntries(vni) };
+      return { entries: api.fdbViews(vni) };
     case 'POST /peers': {
       const body = parse(peerBody, await readBody(request));
-      return { added: daemon.addPeer(body.vni, body.address) };
+      return { added: api.addPeer(body.vni, body.address) };
     }
     case 'DELETE /peers': {
       const address = url.searchParams.get('address');
       if (vni === undefined || !address) throw new HttpError(400, 'vni and address are required');
-      return { removed: daemon.removePeer(vni, address) };
+      return { removed: api.removePeer(vni, address) };
     }
     case 'POST /fdb': {
       const body = parse(staticBody, await readBody(request));
-      daemon.addStatic(body.vni, body.mac, body.remote);
+      api.addStatic(body.vni, body.mac, body.remote);
       return { added: true };
     }
     case 'DELETE /fdb': {
       const mac = url.searchParams.get('mac');
       if (vni === undefined || !mac) throw new HttpError(400, 'vni and mac are required');
-      return { removed: daemon.removeStatic(vni, mac) };
+      return { removed: api.removeStatic(vni, mac) };
     }
     case 'POST /reload':
       if (!hooks.reload) throw new HttpError(409, 'no config file to reload (started without --config)');
@@ -164,39 +167,6 @@ async function handle(daemon: Daemon, hooks: ControlHooks, request: http.Incomin
     default:
       throw new HttpError(404, `no such endpoint: ${route}`);
   }
-}
-
-function networksView(daemon: Daemon): unknown[] {
-  return daemon.networks().map((info) => {
-    const network = daemon.network(info.vni);
-    return {
-      ...info,
-      ageingSeconds: network ? network.fdb.ageingMs / 1000 : undefined,
-      fdbEntries: network?.fdb.size ?? 0,
-      fdbLimit: network?.fdb.maxEntries,
-      counters: network ? { ...network.counters, drops: { ...network.counters.drops } } : undefined,
-    };
-  });
-}
-
-/**
- * One row per remote, with the VNIs it is a peer or a learned remote of
- * (learned: true for one that is no configured peer); counters cover all its VNIs.
- */
-function peersView(daemon: Daemon, vni: number | undefined): unknown[] {
-  const vnisOf = new Map<number, number[]>();
-  for (const info of daemon.networks()) {
-    if (vni !== undefined && info.vni !== vni) continue;
-    const network = daemon.network(info.vni);
-    const ids = network ? [...network.peers, ...network.learnedRemotes.ids()] : [];
-    for (const id of ids) vnisOf.set(id, [...(vnisOf.get(id) ?? []), info.vni]);
-  }
-  const out: unknown[] = [];
-  for (const [id, vnis] of vnisOf) {
-    const remote = daemon.remotes.get(id);
-    if (remote) out.push({ address: remote.address, vnis, learned: remote.learned, ...remote.counters });
-  }
-  return out;
 }
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {

@@ -1,7 +1,16 @@
 // What the control interface answers, and how the CLI shows it as text. Shared
 // by the control subcommands (status, peers, fdb show) and `tsvtep lab check`.
 
-import type { NetworkInfo } from '../daemon';
+/** What the daemon knows of a network it runs. */
+export interface NetworkInfo {
+  vni: number;
+  bridge: string;
+  tap: string;
+  tapMtu: number;
+  /** Largest inner MTU that crosses the underlay without fragmentation. */
+  overlayMtu: number;
+  peers: string[];
+}
 
 /** GET /networks: what the daemon says of each network, with its FDB and counters. */
 export interface NetworkView extends NetworkInfo {
