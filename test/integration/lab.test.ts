@@ -124,7 +124,7 @@ describe('tsvtep lab: up, check, down (2 hosts, VNI 100, as in seeds 000 and 001
     for (const step of [`${prefix}-h1: underlay eth0 10.0.1.41/24 … ok`, `${prefix}-h2: bridge br100, container ${prefix}-c2-100 172.18.0.12 … ok`]) {
       expect(up.stdout).toContain(step);
     }
-    expect(up.stdout).toMatch(new RegExp(`${prefix}-h1: tsvtep, VNI 100, peers 10\\.0\\.1\\.42 … pid \\d+`));
+    expect(up.stdout).toMatch(new RegExp(`${prefix}-h1: tsvtep, VNI 100, peers 10\\.0\\.1\\.42 … (\\.+ )?pid \\d+`));
     expect(up.stdout).toMatch(new RegExp(`${prefix}-c1-100 +eth0 172\\.18\\.0\\.11 +VNI 100: br100 \\+ tsv100`));
     expect(up.stdout).toContain(`sudo ip netns exec ${prefix}-c1-100 ping -c 3 172.18.0.12`);
     expect(up.stdout).toContain(`lab down --prefix ${prefix}`);
