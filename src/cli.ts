@@ -10,6 +10,7 @@ import pino from 'pino';
 import { ConfigError, parseConfig, type DaemonConfig } from './config';
 import { loadConfigFile } from './config-file';
 import { registerControlCommands } from './commands/control';
+import { registerDoctorCommand } from './commands/doctor';
 import { registerLabCommands } from './commands/lab';
 import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
@@ -98,6 +99,7 @@ function buildProgram(): Command {
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
   registerLabCommands(program);
+  registerDoctorCommand(program);
   return program;
 }
 
