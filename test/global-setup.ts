@@ -20,7 +20,12 @@ export default function setup(): void {
     }
   }
   const root = path.resolve(__dirname, '..');
-  if (!existsSync(path.join(root, 'build', 'Release', 'tsvtep_native.node'))) problems.push('native addon not built (npm ci)');
+  try {
+    // Where src/io/native.ts will load it from: build/Release, else prebuilds/.
+    (require('node-gyp-build') as { path(dir: string): string }).path(root);
+  } catch {
+    problems.push('native addon not built (npm ci)');
+  }
   if (!existsSync(path.join(root, 'dist', 'src', 'cli.js'))) problems.push('dist/ not built (npm run build)');
   if (problems.length > 0) throw new Error(`cannot run the test suite:\n  ${problems.join('\n  ')}`);
 }
