@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import { containerIp } from '../../src/lab/topology';
+import { doctorLine, runDoctor } from '../helpers/doctor';
 import { alive, BUSYBOX_IMAGE, IMAGE_MARKER, useDockerLab, type DockerEngine } from '../helpers/docker';
 
 const VNI = 100;
@@ -116,6 +117,23 @@ describe('tsvtep --docker-network, two Docker hosts (seeds 000 and 001)', () => 
   it('8 MiB over TCP arrive intact, both ways (sha256 on both ends)', async () => {
     await expectTransfer(container(1), container(0), 8 * 1024 * 1024, 8080);
     await expectTransfer(container(0), container(1), 8 * 1024 * 1024, 8081);
+  });
+
+  it('tsvtep doctor --docker-network finds the engine, the network and its bridge; FAIL where no engine answers', async () => {
+    const t = lab().topology;
+    const bridge = await bridgeOfNetwork(lab().engines[0]);
+    // Another port: the tsvtep of the tests above holds 4789.
+    const ok = await runDoctor(t, host(0).ns, ['--docker-network', NETWORK, '--port', '4791'], lab().engines[0].env);
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(doctorLine(ok, 'Docker Engine')).toMatch(/^pass +Docker Engine +answers on \S+docker\.sock$/);
+    expect(doctorLine(ok, 'Docker Engine')).toContain(lab().engines[0].socket);
+    expect(doctorLine(ok, `Docker network ${NETWORK}`)).toMatch(new RegExp(`^pass .* bridge ${bridge}$`));
+    expect(doctorLine(ok, `bridge ${bridge}`)).toMatch(/^pass .* a Linux bridge$/);
+
+    const nowhere = path.join(lab().dir, 'no-engine.sock');
+    const down = await runDoctor(t, host(0).ns, ['--docker-network', NETWORK, '--port', '4791'], { DOCKER_HOST: `unix://${nowhere}` });
+    expect(down.code).toBe(1);
+    expect(doctorLine(down, 'Docker Engine')).toMatch(new RegExp(`^FAIL .*nothing answers on ${nowhere} \\(ENOENT\\): start it`));
   });
 
   describe('errors are one line, exit 1, and leave no TAP', () => {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH } from '../../src/lab/process';
 import { namespacesByPrefix } from '../../src/lab/topology';
+import { doctorLine, runDoctor, type DoctorRun } from '../helpers/doctor';
 import { useTopology } from '../helpers/lab';
 import { AS_UNPRIVILEGED_READER } from '../helpers/unprivileged';
 
@@ -38,13 +39,13 @@ function collect(child: ReturnType<typeof spawn>): Promise<Run> {
 }
 
 /** The report's line for check name (its status and detail), failing the test if there is none. */
-function line(run: Run, name: string): string {
-  const found = run.stdout.split('\n').find((l) => LINE.test(l) && l.slice(8).startsWith(`${name} `));
+function line(run: DoctorRun, name: string): string {
+  const found = doctorLine(run, name);
   expect(found, `no line for "${name}" in:\n${run.stdout}`).toBeDefined();
-  return (found as string).trim();
+  return found as string;
 }
 
-function expectReport(run: Run): void {
+function expectReport(run: DoctorRun): void {
   const lines = run.stdout.trimEnd().split('\n');
   expect(lines[0]).toBe('tsvtep doctor: can this host run tsvtep?');
   // One screen: a line per check and the verdict.
@@ -58,8 +59,7 @@ describe('tsvtep doctor', () => {
   const lab = useTopology({ hosts: 2, vnis: [VNI], ipv6: true });
   const h1 = () => lab().hosts[0];
   const h2 = () => lab().hosts[1];
-  const doctor = (ns: string, args: string[], wrapper: string[] = []) =>
-    collect(lab().spawn(ns, [...wrapper, process.execPath, CLI_PATH, 'doctor', ...args]));
+  const doctor = (ns: string, args: string[], wrapper: string[] = []) => runDoctor(lab(), ns, args, {}, wrapper);
 
   it('as root, with the bridge and the peers of a working host: every required check passes, exit 0', async () => {
     const run = await doctor(h1().ns, ['--bridge', 'br100', '--peer', h2().underlayIp, '--peer', h2().underlayIp6 as string]);
