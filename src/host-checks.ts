@@ -6,7 +6,7 @@
 
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { release } from 'node:os';
 import { promisify } from 'node:util';
@@ -76,9 +76,15 @@ export function checkPrivileges(): CheckResult {
 
 export function checkTunDevice(): CheckResult {
   const name = '/dev/net/tun';
-  if (!existsSync('/dev/net/tun')) return fail(name, 'missing: load the tun module (modprobe tun); in a container pass --device /dev/net/tun');
-  if (!statSync('/dev/net/tun').isCharacterDevice()) return fail(name, 'is not a character device: recreate it (mknod /dev/net/tun c 10 200)');
-  return pass(name, 'present');
+  try {
+    // stat, not access(): it sees what this process's capabilities let it see.
+    if (!statSync('/dev/net/tun').isCharacterDevice()) return fail(name, 'is not a character device: recreate it (mknod /dev/net/tun c 10 200)');
+    return pass(name, 'present');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return fail(name, 'missing: load the tun module (modprobe tun); in a container pass --device /dev/net/tun');
+    return fail(name, `cannot be reached (${code ?? firstLine(error)}): check the permissions of /dev and /dev/net`);
+  }
 }
 
 export async function checkIpCommand(): Promise<CheckResult> {
@@ -170,7 +176,7 @@ export function checkTapOffloads(): CheckResult {
   const name = 'TAP offloads';
   const addon = loadAddon();
   if (typeof addon === 'string') return skip(name, 'needs the native addon');
-  if (!hasNetAdmin() || !existsSync('/dev/net/tun')) return skip(name, 'needs CAP_NET_ADMIN and /dev/net/tun to open a test TAP');
+  if (!hasNetAdmin() || checkTunDevice().status !== 'pass') return skip(name, 'needs CAP_NET_ADMIN and /dev/net/tun to open a test TAP');
   let fd: number;
   try {
     fd = addon.tapOpen(`tsvdoctor${process.pid % 100_000}`, true).fd;

@@ -4,7 +4,10 @@
 // directory itself (a chroot made by mktemp) is closed to other users; a real
 // user runs an installation they can read. So the command runs as nobody
 // with one capability, CAP_DAC_READ_SEARCH: it may read and traverse any
-// file, nothing else (no writes, no CAP_NET_ADMIN, uid not 0).
+// file, nothing else (no writes, no CAP_NET_ADMIN, uid not 0). The securebit
+// no_setuid_fixup makes access(2) (fs.existsSync) honour that capability
+// too, as open and stat do; without it access() drops every capability of a
+// process whose real uid is not 0.
 
 export const NOBODY_UID = 65534;
 
@@ -16,5 +19,6 @@ export const AS_UNPRIVILEGED_READER = [
   '--clear-groups',
   '--inh-caps=-all,+dac_read_search',
   '--ambient-caps=+dac_read_search',
+  '--securebits=+no_setuid_fixup',
   '--',
 ];
