@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from './config-error';
 import { registerControlCommands } from './commands/control';
+import { registerDoctorCommand } from './commands/doctor';
 import { registerLabCommands } from './commands/lab';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
@@ -106,6 +107,7 @@ function buildProgram(): Command {
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
   registerLabCommands(program);
+  registerDoctorCommand(program);
   return program;
 }
 
