@@ -76,6 +76,92 @@ export async function udpRate(
   return parseUdp(await iperf3(topology, from, to, { seconds, udp: { payload, rate } }));
 }
 
+/**
+ * `senders` iperf3 clients at once, each to its own server and each offering
+ * its share of `totalPps` datagrams per second of `payload` bytes. One iperf3
+ * process is single-threaded and tops out below what kernel vxlan carries, so
+ * one sender would measure the sender. Returns the sums.
+ */
+export async function udpOffered(
+  topology: Topology,
+  from: Container,
+  to: Container,
+  options: { seconds: number; payload: number; totalPps: number; senders: number },
+): Promise<UdpResult> {
+  const perSenderBps = Math.round((options.totalPps / options.senders) * options.payload * 8);
+  const results = await Promise.all(
+    Array.from({ length: options.senders }, (_, i) =>
+      iperf3(topology, from, to, { seconds: options.seconds, port: 5301 + i, udp: { payload: options.payload, rate: String(perSenderBps) } }).then(parseUdp),
+    ),
+  );
+  const sent = results.reduce((sum, r) => sum + r.sentPps, 0);
+  const received = results.reduce((sum, r) => sum + r.receivedPps, 0);
+  return { sentPps: sent, receivedPps: received, lostPercent: sent > 0 ? Math.max(0, (100 * (sent - received)) / sent) : 0 };
+}
+
+export interface LossFreeRate {
+  /** The highest rate the senders achieved with at most maxLossPct lost, datagrams per second (0 if none). */
+  pps: number;
+  /** True if the sweep ended because the senders could not offer more, not because of loss. */
+  senderBound: boolean;
+  /** Every step: offered, achieved by the senders, lost. */
+  steps: { offeredPps: number; sentPps: number; lostPercent: number }[];
+}
+
+/**
+ * The loss-free rate from a short sweep: offered rates grow by `factor` from
+ * `startPps` until more than maxLossPct is lost, then `refine` bisection steps
+ * between the last good and the first bad rate; a rate that loses too much is
+ * tried once more before it counts as bad. If the senders fall short of
+ * an offered rate by more than 10 % with no loss, the sweep stops there and
+ * says it is sender-bound.
+ */
+export async function lossFreeRate(
+  offer: (pps: number) => Promise<UdpResult>,
+  options: { startPps: number; factor: number; maxSteps: number; refine: number; maxLossPct: number },
+): Promise<LossFreeRate> {
+  const steps: LossFreeRate['steps'] = [];
+  const once = async (pps: number): Promise<UdpResult> => {
+    const r = await offer(pps);
+    steps.push({ offeredPps: pps, sentPps: r.sentPps, lostPercent: r.lostPercent });
+    return r;
+  };
+  // A rate fails only if it loses too much twice: one burst of load from
+  // elsewhere on the machine should not end the sweep (RFC 2544 repeats trials too).
+  const tryRate = async (pps: number): Promise<UdpResult> => {
+    const first = await once(pps);
+    return first.lostPercent > options.maxLossPct ? once(pps) : first;
+  };
+  let good = 0;
+  let goodOffered = 0;
+  let bad = 0;
+  let offered = options.startPps;
+  for (let i = 0; i < options.maxSteps; i++) {
+    const r = await tryRate(offered);
+    if (r.lostPercent > options.maxLossPct) {
+      bad = offered;
+      break;
+    }
+    good = Math.max(good, r.sentPps);
+    goodOffered = offered;
+    if (r.sentPps < 0.9 * offered) return { pps: good, senderBound: true, steps };
+    offered = Math.round(offered * options.factor);
+  }
+  if (bad === 0) return { pps: good, senderBound: false, steps };
+  let low = goodOffered;
+  let high = bad;
+  for (let i = 0; i < options.refine && high - low > 0.05 * high; i++) {
+    const mid = Math.round((low + high) / 2);
+    const r = await tryRate(mid);
+    if (r.lostPercent > options.maxLossPct) high = mid;
+    else {
+      low = mid;
+      good = Math.max(good, r.sentPps);
+    }
+  }
+  return { pps: good, senderBound: false, steps };
+}
+
 interface IperfTcpReport {
   end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } };
 }
@@ -144,6 +230,17 @@ let clockTicks: number | undefined;
 export function ticksPerSecond(): number {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   return clockTicks;
+}
+
+/**
+ * CPU time the whole machine spent busy (user, nice, system, irq, softirq,
+ * steal; guest time is inside user), in core-seconds, from /proc/stat. Kernel
+ * vxlan does its work in softirq, so only this compares it with a daemon.
+ */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + (steal || 0)) / ticksPerSecond();
 }
 
 /** utime + stime of a process, in seconds. */

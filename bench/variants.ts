@@ -1,6 +1,11 @@
-// The two things the system benchmark compares, each in its own topology of
-// the same shape: two hosts on a veth underlay, a bridge and a container on
-// each, joined by kernel vxlan devices or by a tsvtep daemon per host.
+// The three labs the system benchmark compares, each a topology of the same
+// shape: two hosts on a veth underlay, a bridge and a container on each, the
+// containers at the overlay MTU. They differ only in what joins the bridges:
+//   kernel  kernel vxlan devices, as the tutorials set them up;
+//   tsvtep  one tsvtep daemon per host, as a user starts it;
+//   wire    a plain veth between the two bridges, no tunnel: the ceiling.
+// Every underlay keeps the offloads the kernel gives a new veth (transmit
+// checksum and segmentation on), as a real NIC has them.
 
 import { addKernelVxlan } from '../src/lab/kernel';
 import { startDaemon, type DaemonProcess } from '../src/lab/process';
@@ -11,16 +16,24 @@ export const VNI = 100;
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD = 50;
 
-export type VariantName = 'kernel' | 'tsvtep';
+export const VARIANT_NAMES = ['kernel', 'tsvtep', 'wire'] as const;
+export type VariantName = (typeof VARIANT_NAMES)[number];
+
+/** What each lab has that the others do not, printed next to the figures. */
+export const VARIANT_DIFFERENCES: Record<VariantName, string> = {
+  kernel: 'kernel vxlan device per host (dstport 4789, head-end entry to the peer), on the bridge',
+  tsvtep: 'tsvtep daemon per host (its TAP on the bridge), started with default options',
+  wire: 'a veth between the two bridges: no encapsulation, no underlay hop',
+};
 
 export interface Variant {
   name: VariantName;
   topology: Topology;
-  /** PIDs of the tsvtep daemons (host 1, host 2); empty for the kernel. */
+  /** PIDs of the tsvtep daemons (host 1, host 2); empty for the others. */
   pids: number[];
   /** Why a daemon is no longer running, with the daemons' logs; undefined while all run. */
   failure(): string | undefined;
-  /** Settles when the first daemon exits; never for the kernel. */
+  /** Settles when the first daemon exits; never without daemons. */
   exited: Promise<void>;
 }
 
@@ -31,23 +44,24 @@ export interface LabShape {
 }
 
 async function createTopology(shape: LabShape): Promise<Topology> {
-  const topology = await Topology.create({
+  return Topology.create({
     hosts: 2,
     vnis: [VNI],
     underlayMtu: shape.underlayMtu,
-    // The overlay MTU the kernel's vxlan device takes by default, on both variants.
+    // The overlay MTU the kernel's vxlan device takes by default, in every lab.
     containerMtu: shape.underlayMtu - VXLAN_OVERHEAD,
     ipv6: false,
   });
-  // addKernelVxlan turns transmit checksum offload off on the underlay (veth
-  // never fills in the inner checksums the kernel leaves to the NIC). Do the
-  // same everywhere, so both variants run over identical underlays.
-  for (const host of topology.hosts) await topology.execOk(host.ns, ['ethtool', '-K', host.underlayIf, 'tx', 'off']);
-  return topology;
 }
 
 function peerOf(topology: Topology, index: number): string {
   return topology.hosts[1 - index].underlayIp;
+}
+
+const never = new Promise<void>(() => undefined);
+
+function withoutDaemons(name: VariantName, topology: Topology): Variant {
+  return { name, topology, pids: [], failure: () => undefined, exited: never };
 }
 
 /** Kernel vxlan on both hosts, as the tutorials set it up. */
@@ -55,10 +69,16 @@ export async function kernelVariant(shape: LabShape, created: Topology[]): Promi
   const topology = await createTopology(shape);
   created.push(topology);
   for (const host of topology.hosts) {
-    await addKernelVxlan(topology, host, { vni: VNI, peers: [peerOf(topology, host.index)], mtu: shape.underlayMtu - VXLAN_OVERHEAD });
+    await addKernelVxlan(topology, host, {
+      vni: VNI,
+      peers: [peerOf(topology, host.index)],
+      mtu: shape.underlayMtu - VXLAN_OVERHEAD,
+      // Kernel to kernel: the underlay keeps transmit checksum offload.
+      userspacePeers: false,
+    });
   }
   await expectReachable(topology, 'kernel vxlan');
-  return { name: 'kernel', topology, pids: [], failure: () => undefined, exited: new Promise(() => undefined) };
+  return withoutDaemons('kernel', topology);
 }
 
 /** A tsvtep daemon on both hosts, started the way a user starts it. */
@@ -82,6 +102,26 @@ export async function tsvtepVariant(shape: LabShape, created: Topology[]): Promi
   const exited = Promise.race(daemons.map((d) => new Promise<void>((resolve) => d.child.once('exit', () => resolve()))));
   return { name: 'tsvtep', topology, pids, failure, exited };
 }
+
+/** The two bridges joined by one veth: what the containers get with no tunnel at all. */
+export async function wireVariant(shape: LabShape, created: Topology[]): Promise<Variant> {
+  const topology = await createTopology(shape);
+  created.push(topology);
+  const [h1, h2] = topology.hosts;
+  // Deleted with the host namespaces when the topology is destroyed.
+  await topology.execOk(h1.ns, ['ip', 'link', 'add', 'wire0', 'type', 'veth', 'peer', 'name', 'wire0', 'netns', h2.ns]);
+  for (const host of [h1, h2]) {
+    await topology.execOk(host.ns, ['ip', 'link', 'set', 'wire0', 'master', host.bridges.get(VNI) as string, 'up']);
+  }
+  await expectReachable(topology, 'wire');
+  return withoutDaemons('wire', topology);
+}
+
+export const VARIANTS: Record<VariantName, (shape: LabShape, created: Topology[]) => Promise<Variant>> = {
+  kernel: kernelVariant,
+  tsvtep: tsvtepVariant,
+  wire: wireVariant,
+};
 
 async function expectReachable(topology: Topology, what: string): Promise<void> {
   const [a, b] = [topology.container(0), topology.container(1)];

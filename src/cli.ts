@@ -6,18 +6,19 @@
 
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import pino from 'pino';
-import { ConfigError, parseConfig, type DaemonConfig } from './config';
-import { loadConfigFile } from './config-file';
+import { ConfigError } from './config-error';
 import { registerControlCommands } from './commands/control';
+import { registerDoctorCommand } from './commands/doctor';
 import { registerLabCommands } from './commands/lab';
-import { ControlError, ControlServer } from './control/server';
 import { defaultControlPath, parseControlEndpoint, type ControlEndpoint } from './control/endpoint';
-import { Daemon, StartupError } from './daemon';
-import { ListenError } from './http-server';
-// Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
-import type { MetricsServer } from './metrics';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
+// The daemon's modules are loaded only when it runs, so that the control
+// subcommands (status, peers, ...) start fast: zod, pino, the daemon and the
+// native addon cost some 100 ms. prom-client (~12 MB resident) only with --metrics.
+import type { DaemonConfig } from './config';
+import type { ControlServer } from './control/server';
+import type { Daemon } from './daemon';
+import type { MetricsServer } from './metrics';
 
 function collect(value: string, previous: string[]): string[] {
   return previous.concat(value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
@@ -36,6 +37,7 @@ interface DaemonOptions {
   ageing?: number;
   mtu?: number;
   maxAddresses?: number;
+  maxRemotes?: number;
   floodRate?: number;
   floodBurst?: number;
   df?: 'set' | 'unset' | 'inherit';
@@ -44,11 +46,12 @@ interface DaemonOptions {
   sourcePorts?: number;
   logLevel?: string;
   control?: string;
+  controlTokenFile?: string;
   metrics?: string;
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
-const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses', 'floodRate', 'floodBurst'] as const;
+const NETWORK_FLAGS = ['vni', 'bridge', 'dockerNetwork', 'tap', 'mtu', 'ageing', 'maxAddresses', 'maxRemotes', 'floodRate', 'floodBurst'] as const;
 
 function packageVersion(): string {
   // dist/src/cli.js -> package.json at the package root.
@@ -79,6 +82,11 @@ function buildProgram(): Command {
     .addOption(new Option('--mtu <bytes>', 'overlay MTU: largest inner packet sent whole (default: underlay route MTU - 50, IPv6 - 70)').argParser(numberOption('--mtu')))
     .addOption(new Option('--max-addresses <n>', 'FDB size limit per VNI (default 16384)').argParser(numberOption('--max-addresses')))
     .addOption(
+      new Option('--max-remotes <n>', 'with --learn-remotes: senders that are not peers accepted per VNI at most (default 1024)').argParser(
+        numberOption('--max-remotes'),
+      ),
+    )
+    .addOption(
       new Option('--flood-rate <pps>', 'broadcast/multicast/unknown-unicast frames flooded per second at most (default 2000; 0: no limit)').argParser(
         numberOption('--flood-rate'),
       ),
@@ -93,11 +101,13 @@ function buildProgram(): Command {
       ),
     )
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
+    .option('--control-token-file <file>', 'with --control ADDR:PORT: read the bearer token from this file (default: a new one in /run/tsvtep/)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
   registerLabCommands(program);
+  registerDoctorCommand(program);
   return program;
 }
 
@@ -113,6 +123,7 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     sourcePorts: options.sourcePorts,
     logLevel: options.logLevel,
     control: options.control,
+    controlTokenFile: options.controlTokenFile,
     metrics: options.metrics,
   };
 }
@@ -121,9 +132,9 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
-      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing, --max-addresses, --flood-rate and --flood-burst describe one network; with --config, put networks in the file');
+      throw new UsageError('--vni, --peer, --bridge, --docker-network, --tap, --mtu, --ageing, --max-addresses, --max-remotes, --flood-rate and --flood-burst describe one network; with --config, put networks in the file');
     }
-    return loadConfigFile(options.config, overrides(options));
+    return (await import('./config-file')).loadConfigFile(options.config, overrides(options));
   }
   if (options.vni === undefined) throw new UsageError('--vni is required (e.g. --vni 100), or --config FILE');
   if (options.bridge === undefined && options.dockerNetwork === undefined) {
@@ -142,12 +153,13 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
         mtu: options.mtu,
         ageingSeconds: options.ageing,
         maxAddresses: options.maxAddresses,
+        maxRemotes: options.maxRemotes,
         floodRate: options.floodRate,
         floodBurst: options.floodBurst,
       },
     ],
   };
-  return parseConfig(input, flagName);
+  return (await import('./config')).parseConfig(input, flagName);
 }
 
 /** Maps config field paths back to the flags that set them. */
@@ -165,11 +177,13 @@ function flagName(path: PropertyKey[]): string {
     mtu: '--mtu',
     ageingSeconds: '--ageing',
     maxAddresses: '--max-addresses',
+    maxRemotes: '--max-remotes',
     sourcePorts: '--source-ports',
     floodRate: '--flood-rate',
     floodBurst: '--flood-burst',
     networks: '--vni',
     control: '--control',
+    controlTokenFile: '--control-token-file',
     metrics: '--metrics',
   };
   return flags[field] ?? field;
@@ -186,7 +200,24 @@ function controlEndpoint(config: DaemonConfig): ControlEndpoint {
 
 async function runDaemon(options: DaemonOptions): Promise<void> {
   const config = await configFromOptions(options);
+  const { readTokenFile, TokenError } = await import('./control/token-file');
+  const { ControlError, ControlServer } = await import('./control/server');
+  const { ChangeError } = await import('./control/api');
+  const { Daemon } = await import('./daemon');
+  const { StartupError } = await import('./startup-errors');
+  const { ListenError } = await import('./metrics-http');
+  const { loadConfigFile } = await import('./config-file');
+  const { default: pino } = await import('pino');
   const endpoint = controlEndpoint(config);
+  // A token file that cannot be used fails before anything is made.
+  if (endpoint.kind === 'tcp' && config.controlTokenFile !== undefined) {
+    try {
+      readTokenFile(config.controlTokenFile);
+    } catch (error) {
+      if (error instanceof TokenError) fail(EXIT_FAILURE, error.message);
+      throw error;
+    }
+  }
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 
   let metrics: MetricsServer | undefined;
@@ -200,7 +231,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
-  metrics?.serve(daemon);
+  metrics?.serve(daemon.metricsSource());
 
   const configFile = options.config;
   const reload = async (): Promise<string[]> => {
@@ -210,10 +241,24 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     log.info({ changes }, `reloaded ${configFile}: ${changes.length ? changes.join('; ') : 'no changes'}`);
     return changes;
   };
+  // Asked over the control interface, a file that does not validate is the
+  // caller's to fix: an 'invalid' change (400, and `tsvtep reload` exits 2).
+  const reloadAsked = async (): Promise<string[]> => {
+    try {
+      return await reload();
+    } catch (error) {
+      if (error instanceof ConfigError) throw new ChangeError(error.message, 'invalid');
+      throw error;
+    }
+  };
 
   let control: ControlServer;
   try {
-    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload });
+    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload: reloadAsked }, {
+      tokenFile: config.controlTokenFile,
+      onUnauthorized: (method, url) => log.warn({ method, url }, `control: ${method} ${url} without its bearer token refused (401); further ones are counted, not logged`),
+    });
+    if (control.auth?.file) log.info({ tokenFile: control.auth.file }, `control port needs a bearer token; root can read it from ${control.auth.file}`);
   } catch (error) {
     daemon.stop();
     if (error instanceof ControlError) fail(EXIT_FAILURE, error.message);

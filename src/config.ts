@@ -4,18 +4,26 @@
 
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { ConfigError } from './config-error';
 import { canonicalAddress } from './core/address';
 import { parseMac } from './core/ethernet';
+import { peerAddressProblem } from './core/peer-address';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from './core/fdb';
+import { DEFAULT_MAX_REMOTES } from './core/learned-remotes';
 import { DEFAULT_FLOOD_RATE } from './core/rate-limit';
 import { VNI_MAX, VXLAN_PORT } from './core/vxlan';
-import { parseListenAddress } from './http-server';
+import { parseListenAddress } from './core/listen-address';
 
 const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 /** What `docker network create` accepts as a name (and network IDs). */
 const DOCKER_NETWORK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: (issue) => `${String(issue.input)} is not an IPv4 or IPv6 address` });
+/** A unicast address of another host (see core/peer-address.ts). */
+const peerAddress = z.string().superRefine((s, ctx) => {
+  const problem = peerAddressProblem(s);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${s} ${problem}` });
+});
 const ifName = z.string().regex(IFNAME, { message: 'not an interface name (1-15 letters, digits, _ . : -)' });
 
 const macAddress = z
@@ -39,7 +47,7 @@ export const networkSchema = z.strictObject({
   /** A Docker bridge network, by name or ID; its bridge is asked of the Docker Engine at start-up. */
   dockerNetwork: z.string().regex(DOCKER_NETWORK, { message: 'not a Docker network name (letters, digits, _ . -)' }).optional(),
   tap: ifName.optional(),
-  peers: z.array(ipAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
+  peers: z.array(peerAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
   /**
    * Overlay MTU: the largest inner IP packet sent as one datagram; larger ones
    * get ICMP "too big" or are fragmented. Default: the MTU of the route to the
@@ -49,6 +57,8 @@ export const networkSchema = z.strictObject({
   mtu: z.number().int().min(576).max(65_000).optional(),
   ageingSeconds: z.number().positive().max(1_000_000).default(DEFAULT_AGEING_MS / 1000),
   maxAddresses: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ENTRIES),
+  /** With learnRemotes: senders that are not peers accepted at most (more are dropped as remotes_full). */
+  maxRemotes: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_REMOTES),
   /**
    * Broadcast, multicast and unknown-unicast frames flooded to the peers per
    * second at most, on average (a token bucket); more are dropped and counted
@@ -81,6 +91,8 @@ export const configSchema = z
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** Control socket path, or 127.0.0.1:PORT / [::1]:PORT; default: one per network namespace and port. */
     control: z.string().min(1).optional(),
+    /** With a TCP control port: read its bearer token from this file instead of making one. */
+    controlTokenFile: z.string().min(1).optional(),
     /** Prometheus /metrics and /healthz on ADDRESS:PORT ([::1]:9477 for IPv6); default off. */
     metrics: z
       .string()
@@ -159,7 +171,7 @@ export function defaultTapName(vni: number): string {
   return `tsv${vni}`;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 /** Validates input; throws ConfigError with one line per problem, naming the field. */
 export function parseConfig(input: unknown, fieldNames: (path: PropertyKey[]) => string = dottedPath): DaemonConfig {

@@ -1,53 +1,39 @@
 // The daemon: wires the engine to the native TAPs and UDP socket, and owns
 // start-up, runtime changes (reload, control interface) and shutdown.
 // Start-up either completes or undoes everything it did, so a failed start
-// leaves no TAP behind.
+// leaves no TAP behind. What a reload changes is decided by reload-plan.ts,
+// what a failed start says by startup-errors.ts, what the host looks like by
+// io/bridge-info.ts and io/overlay-mtu.ts; the control and metrics servers
+// see it through ControlApi and MetricsSource only.
 
-import { constants, networkInterfaces } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { addressFamily, canonicalAddress } from './core/address';
+import { canonicalAddress } from './core/address';
 import { systemClock, type Clock } from './core/clock';
 import { Engine } from './core/engine';
-import { formatMac, parseMac } from './core/ethernet';
+import { parseMac } from './core/ethernet';
 import { Fdb } from './core/fdb';
 import { Network } from './core/network';
+import { ipv4Broadcast, peerAddressProblem } from './core/peer-address';
 import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
-import { VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from './core/protocol';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
-import { DockerError, dockerNetworkBridge } from './io/docker';
-import {
-  attachToBridge,
-  bridgeKind,
-  bridgePortMtus,
-  detachFromBridge,
-  detachFromBridgeSync,
-  deviceAddress,
-  getLink,
-  LinkError,
-  routeTo,
-  type BridgeKind,
-} from './io/link';
+import { ChangeError, type ControlApi } from './control/api';
+import { fdbViews, networkViews, peerAddresses, peerViews } from './control/snapshot';
+import type { EngineView, FdbView, NetworkInfo, NetworkView, PeerView } from './control/views';
+import { bridgeName, inspectBridge } from './io/bridge-info';
+import { EBADFD, errnoName } from './io/errno';
+import { attachToBridge, detachFromBridge, detachFromBridgeSync, deviceAddress, type BridgeKind } from './io/link';
 import { isErrnoError, native } from './io/native';
-import { OvsError, ovsPortMtus, ovsUserspaceDatapath } from './io/ovs';
+import { overlayMtuTowards } from './io/overlay-mtu';
 import { nativeSegmenter } from './io/segmenter';
 import { TapDevice } from './io/tap';
 import { SourcePortPool } from './io/source-ports';
 import { UdpSocket } from './io/udp';
 import { LinkWatch, type WatchedNetwork } from './io/watch';
-
-/** A failure to start that the user can act on; the message says how. */
-export class StartupError extends Error {}
-
-/** A runtime change that cannot be made (unknown VNI, bad address, ...). */
-export class ChangeError extends Error {
-  constructor(
-    message: string,
-    readonly status: 400 | 404 | 409 = 400,
-  ) {
-    super(message);
-  }
-}
+import type { HealthSource, MetricsSource } from './metrics';
+import { actionVni, describeAction, describeChange, planReload, RESTART_SETTINGS, type NetworkChange, type ReloadAction } from './reload-plan';
+import { addonError, attachError, bindError, sourcePortsError, StartupError, startupStep, tapError } from './startup-errors';
 
 /** An inner 802.1Q tag may ride on top of the TAP's MTU. */
 const VLAN_TAG = 4;
@@ -55,16 +41,6 @@ const BATCH_SIZE = 64;
 const HOUSEKEEPING_MS = 5_000;
 /** Frame slots are sized once, at start-up; networks added later must fit. */
 const MIN_FRAME_SIZE = 9000 + 14 + VLAN_TAG;
-
-export interface NetworkInfo {
-  vni: number;
-  bridge: string;
-  tap: string;
-  tapMtu: number;
-  /** Largest inner MTU that crosses the underlay without fragmentation. */
-  overlayMtu: number;
-  peers: string[];
-}
 
 interface RunningNetwork {
   /** How the TAP was attached, so that it is detached the same way. */
@@ -75,7 +51,7 @@ interface RunningNetwork {
   tap: TapDevice;
 }
 
-export class Daemon {
+export class Daemon implements ControlApi {
   private readonly running = new Map<number, RunningNetwork>();
   private socket: UdpSocket | undefined;
   /** The sockets datagrams leave from, when they are not the main socket. */
@@ -86,8 +62,8 @@ export class Daemon {
   private stopped = false;
   /** The configuration as last applied from the command line or file. */
   private applied: DaemonConfig;
-  readonly engine: Engine;
-  readonly remotes: RemoteTable;
+  private readonly engine: Engine;
+  private readonly remotes: RemoteTable;
   /** Called after an I/O failure stopped the daemon; the CLI closes what else it runs and exits 1. */
   onFatal: () => void = () => {
     process.exitCode = 1;
@@ -129,19 +105,24 @@ export class Daemon {
 
   /** Starts every configured network, or throws StartupError having undone everything. */
   static async start(config: DaemonConfig, log: Logger, clock: Clock = systemClock): Promise<Daemon> {
-    loadNative();
+    try {
+      native();
+    } catch (error) {
+      throw addonError(error);
+    }
     const tapMtus: number[] = [];
-    for (const network of config.networks) tapMtus.push((await checkBridge(await bridgeOf(network))).mtu);
+    for (const network of config.networks) tapMtus.push((await startupStep(async () => inspectBridge(await bridgeName(network)))).tapMtu);
     const maxFrameSize = Math.max(MIN_FRAME_SIZE, ...tapMtus.map((mtu) => mtu + 14 + VLAN_TAG));
 
-    const bindAddress = config.local ?? (config.dev ? await underlayAddress(config.dev) : undefined);
+    const dev = config.dev;
+    const bindAddress = config.local ?? (dev ? await startupStep(() => deviceAddress(dev)) : undefined);
     const socket = openSocket(bindAddress, config);
     let senders: SourcePortPool | undefined;
     try {
       senders = config.sourcePorts > 1 ? SourcePortPool.open(socket, socket.localAddress().address, config.sourcePorts, config.dontFragment) : undefined;
     } catch (error) {
       socket.close();
-      throw new StartupError(`cannot open the sockets to send from: ${(error as Error).message} (--source-ports 1 sends from port ${config.port})`);
+      throw sourcePortsError(error, config.port);
     }
     const daemon = new Daemon(config, log, socket, senders, maxFrameSize, clock);
     try {
@@ -164,15 +145,12 @@ export class Daemon {
   }
 
   networks(): NetworkInfo[] {
-    return [...this.running.values()].map((r) => ({ ...r.info, peers: this.peerAddresses(r.network) }));
+    return [...this.running.values()].map((r) => ({ ...r.info, peers: peerAddresses(r.network, this.remotes) }));
   }
 
-  network(vni: number): Network | undefined {
-    return this.engine.network(vni);
-  }
-
-  localPort(): number {
-    return this.socket?.localAddress().port ?? this.applied.port;
+  /** What the metrics collectors and the health check read. */
+  metricsSource(): MetricsSource & HealthSource {
+    return { engine: this.engine, remotes: this.remotes, isUp: () => this.isUp(), networks: () => this.networks() };
   }
 
   isUp(): boolean {
@@ -183,12 +161,12 @@ export class Daemon {
 
   /** Creates the network's TAP, attaches it to its bridge and starts forwarding. */
   async addNetwork(config: NetworkConfig): Promise<void> {
-    if (this.running.has(config.vni)) throw new ChangeError(`VNI ${config.vni} is already running`, 409);
+    if (this.running.has(config.vni)) throw new ChangeError(`VNI ${config.vni} is already running`, 'conflict');
     for (const peer of config.peers) refuseOwnAddress(config.vni, peer, StartupError);
     // Not the overlay MTU: frames up to what the bridge's ports send must reach
     // us, to be answered or fragmented, rather than be dropped by the bridge.
-    const bridge = await bridgeOf(config);
-    const { kind, mtu: tapMtu, offload } = await checkBridge(bridge);
+    const bridge = await startupStep(() => bridgeName(config));
+    const { kind, tapMtu, offload } = await startupStep(() => inspectBridge(bridge));
     if (tapMtu + 14 + VLAN_TAG > this.maxFrameSize) {
       throw new StartupError(`VNI ${config.vni}: MTU ${tapMtu} is larger than this daemon can carry (restart it)`);
     }
@@ -198,21 +176,22 @@ export class Daemon {
       await attachToBridge(tap.name, bridge, tapMtu, kind);
     } catch (error) {
       tap.close();
-      throw new StartupError(`cannot attach ${tap.name} to bridge ${bridge}: ${(error as Error).message}`);
+      throw attachError(error, tap.name, bridge);
     }
     const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock: this.clock });
     const network = new Network(config.vni, fdb, tap);
-    network.floodLimiter = floodLimiter(config, this.clock);
+    network.floodLimiter = floodLimiter(config.floodRate, config.floodBurst, this.clock);
+    network.learnedRemotes.limit = config.maxRemotes;
     for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
     for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
-    network.overlayMtu = config.mtu ?? (await overlayMtuFor(config.peers));
+    network.overlayMtu = config.mtu ?? (await overlayMtuTowards(config.peers));
     this.engine.addNetwork(network);
     const info: NetworkInfo = { vni: config.vni, bridge, tap: tap.name, tapMtu, overlayMtu: network.overlayMtu, peers: [] };
     this.running.set(config.vni, { config, info, network, tap, bridgeKind: kind });
     this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
     tap.watch((errno) => this.onTapReadable(network, tap, errno));
 
-    const peers = this.peerAddresses(network);
+    const peers = peerAddresses(network, this.remotes);
     this.log.info(
       { vni: config.vni, tap: tap.name, bridge, bridgeKind: kind, dockerNetwork: config.dockerNetwork, peers, tapMtu, overlayMtu: network.overlayMtu, tapOffload: tap.vnetHeader },
       `VNI ${config.vni}: ${tap.name} on ${kind === 'openvswitch' ? 'Open vSwitch ' : ''}bridge ${bridge}${config.dockerNetwork ? ` (Docker network ${config.dockerNetwork})` : ''}, ${peers.length} peer(s): ${peers.join(', ')}`,
@@ -241,6 +220,8 @@ export class Daemon {
 
   addPeer(vni: number, address: string): boolean {
     const { network } = this.requireNetwork(vni);
+    const problem = peerAddressProblem(address);
+    if (problem !== undefined) throw new ChangeError(`${address} ${problem}`, 'invalid');
     refuseOwnAddress(vni, address, ChangeError);
     const remote = this.remotes.add(checkAddress(address));
     if (network.isPeer(remote.id)) return false;
@@ -276,49 +257,29 @@ export class Daemon {
   }
 
   /**
-   * Applies a new configuration: the difference between it and the one last
-   * applied. Networks that did not change keep forwarding and keep what they
-   * learned; a network whose bridge, TAP, MTU or FDB limit changed is
-   * restarted. Returns one line per change; failures are logged and skipped.
+   * Applies a new configuration: carries out planReload(applied, next).
+   * Returns one line per change made; a failing action is logged and skipped
+   * (its network keeps its previous configuration, to be retried next time).
    */
   async reload(next: DaemonConfig): Promise<string[]> {
-    const changes: string[] = [];
     const previous = this.applied;
-    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control', 'metrics', 'offload', 'sourcePorts'] as const) {
-      if (JSON.stringify(previous[key]) !== JSON.stringify(next[key])) {
-        this.log.warn({ setting: key }, `${key} changed in the file; that takes a restart, keeping the running value`);
+    // Only running networks count: one that failed to restart is added again.
+    const actions = planReload({ ...previous, networks: previous.networks.filter((n) => this.running.has(n.vni)) }, next);
+    const kept = Object.fromEntries(RESTART_SETTINGS.map((setting) => [setting, previous[setting]]));
+    this.applied = { ...next, ...kept, networks: previous.networks };
+    const done: string[] = [];
+    for (const action of actions) {
+      try {
+        await this.perform(action, done);
+        const line = describeAction(action);
+        if (line !== undefined) done.push(line);
+      } catch (error) {
+        const message = (error as Error).message;
+        const vni = actionVni(action);
+        this.log.error({ vni, err: message }, `${vni === undefined ? 'reload' : `VNI ${vni}`}: change failed: ${message}`);
       }
     }
-    if (previous.learnRemotes !== next.learnRemotes) {
-      this.engine.learnRemotes = next.learnRemotes;
-      changes.push(`learnRemotes ${next.learnRemotes}`);
-    }
-    if (previous.logLevel !== next.logLevel) {
-      this.log.level = next.logLevel;
-      changes.push(`logLevel ${next.logLevel}`);
-    }
-    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, metrics: previous.metrics, offload: previous.offload, sourcePorts: previous.sourcePorts, networks: previous.networks };
-
-    const wanted = new Map(next.networks.map((n) => [n.vni, n]));
-    for (const old of previous.networks) {
-      if (!wanted.has(old.vni)) {
-        await this.attempt(changes, `VNI ${old.vni} removed`, async () => this.removeNetwork(old.vni));
-      }
-    }
-    for (const config of next.networks) {
-      const old = previous.networks.find((n) => n.vni === config.vni);
-      if (!old || !this.running.has(config.vni)) {
-        await this.attempt(changes, `VNI ${config.vni} added`, () => this.addNetwork(config));
-      } else if (needsRestart(old, config)) {
-        await this.attempt(changes, `VNI ${config.vni} restarted`, async () => {
-          this.removeNetwork(config.vni);
-          await this.addNetwork(config);
-        });
-      } else {
-        await this.attempt(changes, `VNI ${config.vni} updated`, async () => this.updateNetwork(old, config, changes));
-      }
-    }
-    return changes.filter((line) => !line.endsWith('updated'));
+    return done;
   }
 
   /** Stops forwarding and closes every descriptor; the kernel removes the TAPs. */
@@ -343,67 +304,88 @@ export class Daemon {
     this.senders = undefined;
   }
 
-  /** FDB entries of one VNI or all, for display. */
-  fdbEntries(vni?: number): { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number }[] {
-    const out: { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number }[] = [];
-    for (const r of this.running.values()) {
-      if (vni !== undefined && r.info.vni !== vni) continue;
-      for (const entry of r.network.fdb.entries()) {
-        out.push({
-          vni: r.info.vni,
-          mac: formatMac(entry.macHigh, entry.macLow),
-          remote: this.remotes.get(entry.remoteId)?.address ?? '?',
-          isStatic: entry.isStatic,
-          ageSeconds: Math.floor(entry.ageMs / 1000),
-        });
-      }
-    }
-    return out;
+  // ------------------------------------------------------------ views (ControlApi)
+
+  networkViews(): NetworkView[] {
+    return networkViews(this.running.values(), this.remotes);
+  }
+
+  engineCounters(): EngineView {
+    const counters = this.engine.counters;
+    return { rxDatagrams: counters.rxDatagrams, drops: { ...counters.drops } };
+  }
+
+  peerViews(vni?: number): PeerView[] {
+    return peerViews(this.running.values(), this.remotes, vni);
+  }
+
+  fdbViews(vni?: number): FdbView[] {
+    return fdbViews(this.running.values(), this.remotes, vni);
   }
 
   // ------------------------------------------------------------ internals
 
-  private updateNetwork(old: NetworkConfig, config: NetworkConfig, changes: string[]): void {
-    const { network } = this.requireNetwork(config.vni);
-    const oldPeers = new Set(old.peers.map(canonicalAddress));
-    const newPeers = new Set(config.peers.map(canonicalAddress));
-    for (const peer of newPeers) if (!oldPeers.has(peer) && this.addPeer(config.vni, peer)) changes.push(`VNI ${config.vni}: peer ${peer} added`);
-    const key = (e: { mac: string; remote: string }) => `${e.mac.toLowerCase()}>${canonicalAddress(e.remote)}`;
-    const newStatic = new Set(config.static.map(key));
-    for (const entry of old.static) {
-      if (!newStatic.has(key(entry)) && !config.static.some((e) => e.mac.toLowerCase() === entry.mac.toLowerCase())) {
-        this.removeStatic(config.vni, entry.mac);
-        changes.push(`VNI ${config.vni}: static ${entry.mac} removed`);
-      }
+  /** One reload action; update-network reports each change it made in done. */
+  private async perform(action: ReloadAction, done: string[]): Promise<void> {
+    switch (action.kind) {
+      case 'keep-setting':
+        this.log.warn({ setting: action.setting }, `${action.setting} changed in the file; that takes a restart, keeping the running value`);
+        return;
+      case 'set-learn-remotes':
+        this.engine.learnRemotes = action.enabled;
+        return;
+      case 'set-log-level':
+        this.log.level = action.level;
+        return;
+      case 'remove-network':
+        this.removeNetwork(action.vni);
+        return;
+      case 'add-network':
+        await this.addNetwork(action.config);
+        return;
+      case 'restart-network':
+        this.removeNetwork(action.config.vni);
+        await this.addNetwork(action.config);
+        return;
+      case 'update-network':
+        this.updateNetwork(action.config, action.changes, done);
+        return;
     }
-    for (const peer of oldPeers) if (!newPeers.has(peer) && this.removePeer(config.vni, peer)) changes.push(`VNI ${config.vni}: peer ${peer} removed`);
-    const oldStatic = new Set(old.static.map(key));
-    for (const entry of config.static) {
-      if (!oldStatic.has(key(entry))) {
-        this.addStatic(config.vni, entry.mac, entry.remote);
-        changes.push(`VNI ${config.vni}: static ${entry.mac} -> ${entry.remote}`);
-      }
-    }
-    if (old.ageingSeconds !== config.ageingSeconds) {
-      network.fdb.ageingMs = config.ageingSeconds * 1000;
-      changes.push(`VNI ${config.vni}: ageing ${config.ageingSeconds}s`);
-    }
-    if (old.floodRate !== config.floodRate || old.floodBurst !== config.floodBurst) {
-      network.floodLimiter = floodLimiter(config, this.clock);
-      changes.push(`VNI ${config.vni}: flood rate ${config.floodRate === 0 ? 'unlimited' : `${config.floodRate}/s, burst ${config.floodBurst ?? config.floodRate}`}`);
-    }
-    const running = this.running.get(config.vni) as RunningNetwork;
-    running.config = config;
-    this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
   }
 
-  private async attempt(changes: string[], what: string, action: () => Promise<void>): Promise<void> {
-    try {
-      await action();
-      changes.push(what);
-    } catch (error) {
-      this.log.error({ err: (error as Error).message }, `${what.replace(/ \w+$/, '')}: change failed: ${(error as Error).message}`);
+  /** Makes the changes in order; stops at the first that fails, keeping the previous configuration. */
+  private updateNetwork(config: NetworkConfig, changes: NetworkChange[], done: string[]): void {
+    const running = this.requireNetwork(config.vni);
+    const { network } = running;
+    for (const change of changes) {
+      let changed = true;
+      switch (change.kind) {
+        case 'add-peer':
+          changed = this.addPeer(config.vni, change.address);
+          break;
+        case 'remove-peer':
+          changed = this.removePeer(config.vni, change.address);
+          break;
+        case 'add-static':
+          this.addStatic(config.vni, change.mac, change.remote);
+          break;
+        case 'remove-static':
+          this.removeStatic(config.vni, change.mac);
+          break;
+        case 'set-ageing':
+          network.fdb.ageingMs = change.seconds * 1000;
+          break;
+        case 'set-flood-limit':
+          network.floodLimiter = floodLimiter(change.rate, change.burst, this.clock);
+          break;
+        case 'set-max-remotes':
+          network.learnedRemotes.limit = change.limit;
+          break;
+      }
+      if (changed) done.push(describeChange(config.vni, change));
     }
+    running.config = config;
+    this.applied = { ...this.applied, networks: [...this.applied.networks.filter((n) => n.vni !== config.vni), config] };
   }
 
   private putStatic(network: Network, mac: string, remoteAddress: string): void {
@@ -418,7 +400,7 @@ export class Daemon {
 
   private requireNetwork(vni: number): RunningNetwork {
     const running = this.running.get(vni);
-    if (!running) throw new ChangeError(`VNI ${vni} is not configured here`, 404);
+    if (!running) throw new ChangeError(`VNI ${vni} is not configured here`, 'not-found');
     return running;
   }
 
@@ -426,14 +408,15 @@ export class Daemon {
     return this.remotes.find(checkAddress(address));
   }
 
-  private peerAddresses(network: Network): string[] {
-    return network.peers.map((id) => this.remotes.get(id)?.address ?? '?');
-  }
-
   /** Forgets remotes that no network lists as a peer any more. */
   private pruneRemotes(): void {
     for (const remote of this.remotes.all()) {
       if (remote.learned) continue;
+      // Still a learned remote of some VNI: it ages out there (see core/learned-remotes.ts).
+      if ([...this.running.values()].some((r) => r.network.learnedRemotes.has(remote.id))) {
+        remote.learned = true;
+        continue;
+      }
       const used = [...this.running.values()].some((r) => r.network.isPeer(remote.id));
       if (!used) {
         for (const r of this.running.values()) r.network.fdb.forgetRemote(remote.id);
@@ -445,7 +428,7 @@ export class Daemon {
   private refreshOverlayMtu(vni: number): void {
     const running = this.running.get(vni);
     if (!running || running.config.mtu !== undefined) return;
-    overlayMtuFor(this.peerAddresses(running.network))
+    overlayMtuTowards(peerAddresses(running.network, this.remotes))
       .then((mtu) => {
         running.network.overlayMtu = mtu;
         running.info.overlayMtu = mtu;
@@ -517,14 +500,10 @@ export class Daemon {
   }
 }
 
-/** The VNI's flood rate limit, or undefined for none (floodRate 0). */
-function floodLimiter(config: NetworkConfig, clock: Clock): TokenBucket | undefined {
-  if (config.floodRate === 0) return undefined;
-  return new TokenBucket(config.floodRate, config.floodBurst ?? config.floodRate, clock);
-}
-
-function needsRestart(old: NetworkConfig, next: NetworkConfig): boolean {
-  return old.bridge !== next.bridge || old.dockerNetwork !== next.dockerNetwork || old.tap !== next.tap || old.mtu !== next.mtu || old.maxAddresses !== next.maxAddresses;
+/** A VNI's flood rate limit, or undefined for none (rate 0); the burst defaults to one second's worth. */
+function floodLimiter(rate: number, burst: number | undefined, clock: Clock): TokenBucket | undefined {
+  if (rate === 0) return undefined;
+  return new TokenBucket(rate, burst ?? rate, clock);
 }
 
 /** A peer that is an address of this host would send every flooded frame back to us. */
@@ -534,6 +513,10 @@ function refuseOwnAddress(vni: number, peer: string, error: new (message: string
     for (const local of addresses ?? []) {
       if (canonicalAddress(local.address) === canonical) {
         throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
+      }
+      const prefix = Number(local.cidr?.split('/')[1]);
+      if (local.family === 'IPv4' && ipv4Broadcast(local.address, prefix) === canonical) {
+        throw new error(`VNI ${vni}: peer ${peer} is the broadcast address of ${local.cidr} (give the address of the other host)`);
       }
     }
   }
@@ -547,69 +530,6 @@ function checkAddress(address: string): string {
   }
 }
 
-function loadNative(): void {
-  try {
-    native();
-  } catch (error) {
-    throw new StartupError((error as Error).message);
-  }
-}
-
-/**
- * Checks that name is a bridge we can attach to; returns its kind, the MTU
- * for its TAP: the bridge's, or its largest port's if bigger (the bridge's own
- * MTU follows its smallest port), so that no frame a port sends is too big for
- * the TAP; and whether the bridge takes frames from a TAP with offloads (Open
- * vSwitch's userspace datapath does not).
- */
-async function checkBridge(name: string): Promise<{ kind: BridgeKind; mtu: number; offload: boolean }> {
-  try {
-    const kind = await bridgeKind(name);
-    const link = await getLink(name);
-    const portMtus = kind === 'openvswitch' ? await ovsPortMtus(name) : await bridgePortMtus(name);
-    const offload = kind !== 'openvswitch' || !(await ovsUserspaceDatapath(name));
-    return { kind, mtu: Math.max(link?.mtu ?? 1500, ...portMtus), offload };
-  } catch (error) {
-    if (error instanceof LinkError || error instanceof OvsError) throw new StartupError(error.message);
-    throw error;
-  }
-}
-
-/** The network's bridge: as configured, or the one behind its Docker network. */
-async function bridgeOf(config: NetworkConfig): Promise<string> {
-  if (config.bridge !== undefined) return config.bridge;
-  try {
-    return await dockerNetworkBridge(config.dockerNetwork as string);
-  } catch (error) {
-    if (error instanceof DockerError) throw new StartupError(error.message);
-    throw error;
-  }
-}
-
-async function underlayAddress(dev: string): Promise<string> {
-  try {
-    return await deviceAddress(dev);
-  } catch (error) {
-    if (error instanceof LinkError) throw new StartupError(error.message);
-    throw error;
-  }
-}
-
-/** The inner MTU that fits the underlay towards every peer without fragmenting. */
-async function overlayMtuFor(peers: string[]): Promise<number> {
-  let smallest = Infinity;
-  for (const peer of peers) {
-    const overhead = addressFamily(peer) === 4 ? VXLAN_OVERHEAD_IPV4 : VXLAN_OVERHEAD_IPV6;
-    try {
-      const route = await routeTo(peer);
-      smallest = Math.min(smallest, route.mtu - overhead);
-    } catch {
-      smallest = Math.min(smallest, 1500 - overhead);
-    }
-  }
-  return Number.isFinite(smallest) ? smallest : 1500 - VXLAN_OVERHEAD_IPV4;
-}
-
 function openSocket(bindAddress: string | undefined, config: DaemonConfig): UdpSocket {
   const address = bindAddress ?? '::';
   try {
@@ -618,18 +538,7 @@ function openSocket(bindAddress: string | undefined, config: DaemonConfig): UdpS
     if (isErrnoError(error) && error.code === 'EAFNOSUPPORT' && bindAddress === undefined) {
       return openSocket('0.0.0.0', config);
     }
-    if (isErrnoError(error) && error.code === 'EADDRINUSE') {
-      throw new StartupError(
-        `UDP port ${config.port} is in use on ${address} (another tsvtep or a kernel vxlan device with dstport ${config.port}? pick another with --port)`,
-      );
-    }
-    if (isErrnoError(error) && error.code === 'EADDRNOTAVAIL') {
-      throw new StartupError(`address ${address} is not on this host (ip addr lists local addresses)`);
-    }
-    if (isErrnoError(error) && error.code === 'EACCES') {
-      throw new StartupError(`not allowed to bind UDP port ${config.port} (run as root)`);
-    }
-    throw error;
+    throw bindError(error, address, config.port);
   }
 }
 
@@ -637,34 +546,10 @@ function openTap(name: string, offload: boolean): TapDevice {
   try {
     return TapDevice.open(name, offload);
   } catch (error) {
-    if (!isErrnoError(error)) throw error;
-    switch (error.code) {
-      case 'EPERM':
-      case 'EACCES':
-        throw new StartupError(`not allowed to create TAP ${name} (run as root or with CAP_NET_ADMIN)`);
-      case 'ENOENT':
-      case 'ENODEV':
-        throw new StartupError('/dev/net/tun is missing (modprobe tun, or give the container /dev/net/tun)');
-      case 'EBUSY':
-        throw new StartupError(`TAP ${name} is in use by another process (pick another name with --tap)`);
-      case 'EINVAL':
-        throw new StartupError(`${name} exists and is not a TAP (pick another name with --tap)`);
-      default:
-        throw new StartupError(`cannot create TAP ${name}: ${error.message}`);
-    }
+    throw tapError(error, name);
   }
 }
 
 function formatEndpoint(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-/** Linux's "file descriptor in bad state": what a TAP deleted under its descriptor answers. Node has no constant for it. */
-const EBADFD = 77;
-
-const ERRNO_NAMES = new Map<number, string>([[EBADFD, 'EBADFD'], ...Object.entries(constants.errno).map(([name, value]): [number, string] => [value, name])]);
-
-/** 'EPERM' for 1, and so on, for log lines. */
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
 }

@@ -13,22 +13,15 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { EngineDrops, NetworkDrops, NetworkFaults, type EngineCounters, type EngineDropReason, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
-import type { Remote, RemoteCounters } from './core/remotes';
-import {
-  formatListenAddress,
-  ListenError,
-  parseListenAddress,
-  startHttpServer,
-  type HttpServer,
-  type ListenAddress,
-  type Reply,
-} from './http-server';
+import { RemoteCounters, type Remote } from './core/remotes';
+import { formatListenAddress, parseListenAddress, type ListenAddress } from './core/listen-address';
+import { ListenError, startHttpServer, type HttpServer, type Reply } from './metrics-http';
 import { getLink } from './io/link';
 
 /** What the collectors read: the daemon (or a test's stand-in). */
 export interface MetricsSource {
   readonly engine: { readonly counters: EngineCounters; allNetworks(): Network[] };
-  readonly remotes: { all(): Remote[] };
+  readonly remotes: { all(): Remote[]; readonly retiredLearned: RemoteCounters };
 }
 
 /** What the health check looks at: the daemon (or a test's stand-in). */
@@ -109,6 +102,16 @@ const NETWORK_COUNTERS: NetworkMetric[] = [
     name: 'tsvtep_fdb_aged_out_total',
     help: 'Learned MAC addresses forgotten after the ageing time.',
     read: (c) => c.fdbAgedOut,
+  },
+  {
+    name: 'tsvtep_fdb_move_limited_total',
+    help: 'MAC moves not made because the MAC had moved less than a second before (the frame is delivered).',
+    read: (c) => c.fdbMoveLimited,
+  },
+  {
+    name: 'tsvtep_learned_remotes_aged_out_total',
+    help: 'Learned remotes (--learn-remotes) forgotten: no FDB entry behind them and nothing received for the ageing time.',
+    read: (c) => c.remotesAgedOut,
   },
 ];
 
@@ -240,9 +243,32 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     },
   );
 
+  gaugeFrom(registry, 'tsvtep_learned_remotes', 'Remotes accepted with --learn-remotes that are not peers of the VNI.', ['vni'], (emit) => {
+    for (const network of networks()) emit(vniLabel(network), network.learnedRemotes.size);
+  });
+  gaugeFrom(registry, 'tsvtep_learned_remotes_max', 'Limit of learned remotes per VNI (--max-remotes).', ['vni'], (emit) => {
+    for (const network of networks()) emit(vniLabel(network), network.learnedRemotes.limit);
+  });
+
+  // One series per configured peer; learned remotes, however many senders there were, share peer="learned".
   for (const metric of PEER_COUNTERS) {
     counterFrom(registry, metric.name, metric.help, ['peer'], (emit) => {
-      for (const remote of source.remotes.all()) emit({ peer: remote.address }, metric.read(remote.counters));
+      const learned = new RemoteCounters();
+      let anyLearned = false;
+      for (const remote of source.remotes.all()) {
+        if (!remote.learned) {
+          emit({ peer: remote.address }, metric.read(remote.counters));
+          continue;
+        }
+        anyLearned = true;
+        learned.rxDatagrams += remote.counters.rxDatagrams;
+        learned.rxBytes += remote.counters.rxBytes;
+        learned.txDatagrams += remote.counters.txDatagrams;
+        learned.txBytes += remote.counters.txBytes;
+      }
+      const retired = source.remotes.retiredLearned;
+      const everLearned = anyLearned || retired.rxDatagrams > 0 || retired.txDatagrams > 0;
+      if (everLearned) emit({ peer: 'learned' }, metric.read(learned) + metric.read(retired));
     });
   }
 
@@ -315,12 +341,19 @@ export class MetricsServer {
 
   private constructor(private readonly log: Logger) {}
 
-  /** Listens on address ('127.0.0.1:9477', '[::1]:9477'); throws ListenError (see http-server.ts) if it cannot. */
+  /** Listens on address ('127.0.0.1:9477', '[::1]:9477'); throws ListenError (see metrics-http.ts) if it cannot. */
   static async start(address: ListenAddress | string, log: Logger): Promise<MetricsServer> {
     if (typeof address === 'string') {
       const parsed = parseListenAddress(address);
       if (typeof parsed === 'string') throw new ListenError(`--metrics ${parsed}`);
       address = parsed;
+    }
+    if (isWildcard(address.host)) {
+      // Allowed (it is the exporter convention), but say once what it means.
+      log.warn(
+        { address: address.host, port: address.port },
+        `metrics on ${formatListenAddress(address)}: every address of this host, reachable from other hosts and unauthenticated (bind a loopback or management address to keep it local)`,
+      );
     }
     const server = new MetricsServer(log);
     server.http = await startHttpServer(
@@ -363,6 +396,11 @@ export class MetricsServer {
     const result = await this.pendingHealth;
     return { status: result.status === 'up' ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(result)}\n` };
   }
+}
+
+/** 0.0.0.0 or :: (in any spelling): listening on every address. */
+function isWildcard(host: string): boolean {
+  return /^0+(\.0+){3}$/.test(host) || /^[0:]+$/.test(host);
 }
 
 let version: string | undefined;

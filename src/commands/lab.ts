@@ -5,7 +5,8 @@
 //   down   exit 0 when nothing of the lab is left
 
 import { Option, type Command } from 'commander';
-import { LAB_PREFIX, Progress, describeLab, labCheck, labDown, labMap, labUp, type LabOptions } from '../lab/lab';
+// The lab's modules load when a lab command runs, not for every tsvtep command.
+import type { LabOptions, Progress } from '../lab/lab';
 import { EXIT_FAILURE, UsageError, fail, numberOption } from './common';
 
 interface UpFlags {
@@ -16,6 +17,8 @@ interface UpFlags {
   prefix: string;
 }
 
+/** The lab's default name prefix (src/lab/lab.ts has the same). */
+const LAB_PREFIX = 'tsvlab';
 const MAX_HOSTS = 8;
 const MAX_VNIS = 8;
 
@@ -63,7 +66,10 @@ export function registerLabCommands(program: Command): void {
   const lab = program
     .command('lab')
     .description("the tutorials' multi-host lab on this machine, in network namespaces: lab up, lab check, lab down");
-  const progress = new Progress((text) => process.stdout.write(text));
+  const lab$ = async (): Promise<typeof import('../lab/lab') & { progress: Progress }> => {
+    const module = await import('../lab/lab');
+    return { ...module, progress: new module.Progress((text) => process.stdout.write(text)) };
+  };
   // Output closed early (`lab up | head`): the lab is still built, or removed, to the end.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
@@ -85,6 +91,7 @@ export function registerLabCommands(program: Command): void {
       const onSignal = (signal: NodeJS.Signals): void => abort.abort(signal);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      const { labUp, describeLab, labMap, progress } = await lab$();
       const { state, already } = await failing('lab up', () => labUp(options, progress, abort.signal));
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -101,6 +108,7 @@ export function registerLabCommands(program: Command): void {
     .action(async (flags: { prefix: string }) => {
       const prefix = checkPrefix(flags.prefix);
       requireRoot();
+      const { labCheck, progress } = await lab$();
       const { failed } = await failing('lab check', () => labCheck(prefix, progress));
       if (failed > 0) process.exitCode = EXIT_FAILURE;
     });
@@ -112,6 +120,7 @@ export function registerLabCommands(program: Command): void {
     .action(async (flags: { prefix: string }) => {
       const prefix = checkPrefix(flags.prefix);
       requireRoot();
+      const { labDown, progress } = await lab$();
       progress.line(`Removing lab ${prefix}.`);
       const found = await failing('lab down', () => labDown(prefix, progress));
       progress.line(found ? `Lab ${prefix} is down: nothing of it is left.` : `No lab ${prefix} here; nothing to remove.`);

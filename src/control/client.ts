@@ -3,18 +3,27 @@
 import http from 'node:http';
 import { describeEndpoint, type ControlEndpoint } from './endpoint';
 
-export class ControlClientError extends Error {}
+export class ControlClientError extends Error {
+  constructor(
+    message: string,
+    /** The daemon's HTTP status, if it answered. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
 
 /** Sends one request; resolves with the parsed JSON body, throws with the daemon's error text. */
-export function controlRequest(endpoint: ControlEndpoint, method: string, path: string, body?: unknown): Promise<unknown> {
+export function controlRequest(endpoint: ControlEndpoint, method: string, path: string, body?: unknown, token?: string): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
+  const authorization: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   return new Promise((resolve, reject) => {
     const request = http.request(
       {
         method,
         path,
         ...(endpoint.kind === 'unix' ? { socketPath: endpoint.path } : { host: endpoint.host, port: endpoint.port }),
-        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        headers: { ...authorization, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
         timeout: 10_000,
       },
       (response) => {
@@ -29,7 +38,7 @@ export function controlRequest(endpoint: ControlEndpoint, method: string, path: 
             return reject(new ControlClientError(`the daemon answered something that is not JSON (HTTP ${response.statusCode})`));
           }
           if ((response.statusCode ?? 500) >= 400) {
-            return reject(new ControlClientError((parsed as { error?: string }).error ?? `HTTP ${response.statusCode}`));
+            return reject(new ControlClientError((parsed as { error?: string }).error ?? `HTTP ${response.statusCode}`, response.statusCode));
           }
           resolve(parsed);
         });

@@ -1,7 +1,18 @@
 // What the control interface answers, and how the CLI shows it as text. Shared
 // by the control subcommands (status, peers, fdb show) and `tsvtep lab check`.
 
-import type { NetworkInfo } from '../daemon';
+import type { EngineDropReason } from '../core/counters';
+
+/** What the daemon knows of a network it runs. */
+export interface NetworkInfo {
+  vni: number;
+  bridge: string;
+  tap: string;
+  tapMtu: number;
+  /** Largest inner MTU that crosses the underlay without fragmentation. */
+  overlayMtu: number;
+  peers: string[];
+}
 
 /** GET /networks: what the daemon says of each network, with its FDB and counters. */
 export interface NetworkView extends NetworkInfo {
@@ -11,8 +22,15 @@ export interface NetworkView extends NetworkInfo {
   counters: { rxFrames: number; txFrames: number; floodedFrames: number; drops: Record<string, number> };
 }
 
+/** GET /networks, daemon-wide: datagrams received, and those dropped before they could be tied to a VNI. */
+export interface EngineView {
+  rxDatagrams: number;
+  drops: Record<EngineDropReason, number>;
+}
+
 export interface NetworksReply {
   networks: NetworkView[];
+  /** Partial: a field the daemon did not send reads as 0. */
   engine: { rxDatagrams?: number; drops?: Partial<Record<string, number>> };
 }
 
@@ -27,6 +45,8 @@ export interface FdbView {
 export interface PeerView {
   vnis: number[];
   address: string;
+  /** A remote accepted with --learn-remotes, not a configured peer. */
+  learned: boolean;
   rxDatagrams: number;
   rxBytes: number;
   txDatagrams: number;
@@ -59,11 +79,11 @@ export function statusText(result: NetworksReply): string {
   return table(rows) + reasons + engine;
 }
 
-/** `tsvtep peers`: one row per remote. */
+/** `tsvtep peers`: one row per remote; learned remotes say so. */
 export function peersText(peers: PeerView[]): string {
   return table([
-    ['PEER', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-    ...peers.map((p) => [p.address, p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+    ['PEER', 'KIND', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [p.address, p.learned ? 'learned' : 'peer', p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
   ]);
 }
 

@@ -33,6 +33,14 @@ export class NetworkDrops {
   fdb_full = 0;
   /** Broadcast, multicast or unknown-unicast frame not flooded: the VNI's flood rate limit was reached. */
   flood_limited = 0;
+  /** Datagram from a new address (--learn-remotes) while the VNI already has --max-remotes learned remotes. */
+  remotes_full = 0;
+  /**
+   * Datagram from a learned remote (not a configured peer) whose inner source
+   * MAC lives behind a configured peer or has a static entry: FDB poisoning,
+   * or a container that moved to a host that is not a peer. The entry stays.
+   */
+  move_refused = 0;
 }
 
 /**
@@ -72,6 +80,10 @@ export class NetworkCounters {
   /** Frames whose source MAC has a static entry behind another remote: the entry is kept, not moved. */
   fdbStaticKept = 0;
   fdbAgedOut = 0;
+  /** MAC moves not made because the MAC had moved less than a second before (the frame is delivered). */
+  fdbMoveLimited = 0;
+  /** Learned remotes forgotten: no FDB entry behind them and nothing received for the ageing time. */
+  remotesAgedOut = 0;
   readonly drops = new NetworkDrops();
   readonly faults = new NetworkFaults();
 }

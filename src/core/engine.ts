@@ -23,6 +23,7 @@ import type { DatagramPort } from './ports';
 import { Slab } from './batches';
 import { TcpCoalescer } from './coalesce';
 import { IoErrorReports, type IoErrorKind } from './io-errors';
+import { forgetUnusedLearned } from './learned-remotes';
 import { PathMtus } from './path-mtu';
 import type { RemoteTable } from './remotes';
 import { Rx } from './rx';
@@ -72,6 +73,8 @@ const TSO_FRAME_MAX = 65_536 + VNET_HDR_LEN;
 
 export class Engine {
   private readonly networks = new Map<number, Network>();
+  private readonly clock: Clock;
+  private readonly remotes: RemoteTable;
   private readonly pathMtus: PathMtus;
   private readonly reports: IoErrorReports;
   private readonly tx: Tx;
@@ -79,6 +82,8 @@ export class Engine {
   readonly slotSize: number;
 
   constructor(options: EngineOptions) {
+    this.clock = options.clock;
+    this.remotes = options.remotes;
     this.pathMtus = new PathMtus(options.remotes, options.socket, options.onPathMtu);
     this.reports = new IoErrorReports(options.onIoError);
     const slotSize = roundUp(HEADROOM + VXLAN_HEADER_LEN + options.maxFrameSize, 256);
@@ -152,11 +157,14 @@ export class Engine {
     return [...this.networks.values()];
   }
 
-  /** Ages out learned FDB entries of every network. Call every few seconds. */
+  /** Ages out learned FDB entries and learned remotes of every network. Call every few seconds. */
   housekeep(): void {
+    const now = this.clock.now();
     for (const network of this.networks.values()) {
       network.counters.fdbAgedOut += network.fdb.ageOut();
+      network.counters.remotesAgedOut += network.learnedRemotes.expire(now, network.fdb.ageingMs, network.fdb, this.remotes);
     }
+    forgetUnusedLearned(this.remotes, this.networks.values());
     if (this.pathMtus.anyLimited) this.pathMtus.recheck();
   }
 

@@ -17,13 +17,24 @@ export const LEARN_MOVED = 2;
 export const LEARN_STATIC_KEPT = 3;
 /** The table is at its limit; the MAC was not learned. */
 export const LEARN_TABLE_FULL = 4;
+/**
+ * A stranger (a learned remote, not a configured peer) claimed a MAC that
+ * lives behind a configured peer or has a static entry: the entry stays.
+ */
+export const LEARN_MOVE_REFUSED = 5;
+/** The MAC moved less than minMoveIntervalMs ago: it stays where it is for now. */
+export const LEARN_MOVE_LIMITED = 6;
 
 export const DEFAULT_AGEING_MS = 300_000;
 export const DEFAULT_MAX_ENTRIES = 16_384;
+/** At most one move per MAC per second: a migrating container moves once, a loop flaps forever. */
+export const DEFAULT_MIN_MOVE_INTERVAL_MS = 1_000;
 
 export interface FdbOptions {
   ageingMs?: number;
   maxEntries?: number;
+  /** A MAC that moved is not moved again sooner than this. */
+  minMoveIntervalMs?: number;
   clock: Clock;
 }
 
@@ -32,6 +43,8 @@ export interface FdbEntry {
   macLow: number;
   remoteId: number;
   isStatic: boolean;
+  /** Learned from a configured peer (or static): a stranger cannot take it. */
+  trusted: boolean;
   /** Milliseconds since the MAC was last seen (0 for static entries). */
   ageMs: number;
 }
@@ -42,6 +55,7 @@ export class Fdb {
   /** Learned entries older than this are gone; may change at runtime. */
   ageingMs: number;
   readonly maxEntries: number;
+  readonly minMoveIntervalMs: number;
   private readonly clock: Clock;
   private readonly mask: number;
   private readonly keyHigh: Int32Array;
@@ -49,11 +63,15 @@ export class Fdb {
   private readonly remote: Int32Array;
   private readonly lastSeen: Float64Array;
   private readonly pinned: Uint8Array;
+  /** 1: learned from a configured peer, or static. */
+  private readonly trusted: Uint8Array;
+  private readonly movedAt: Float64Array;
   private count = 0;
 
   constructor(options: FdbOptions) {
     this.ageingMs = options.ageingMs ?? DEFAULT_AGEING_MS;
     this.maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    this.minMoveIntervalMs = options.minMoveIntervalMs ?? DEFAULT_MIN_MOVE_INTERVAL_MS;
     this.clock = options.clock;
     // Keep the load factor at or under one half so probe runs stay short.
     let slots = 16;
@@ -64,6 +82,8 @@ export class Fdb {
     this.remote = new Int32Array(slots);
     this.lastSeen = new Float64Array(slots);
     this.pinned = new Uint8Array(slots);
+    this.trusted = new Uint8Array(slots);
+    this.movedAt = new Float64Array(slots);
   }
 
   get size(): number {
@@ -78,24 +98,39 @@ export class Fdb {
     return this.remote[slot];
   }
 
-  /** Records that macHigh:macLow was seen behind remoteId. Returns a LEARN_* code. */
-  learn(macHigh: number, macLow: number, remoteId: number): number {
+  /**
+   * Records that macHigh:macLow was seen behind remoteId; trusted says the
+   * remote is a configured peer of this VNI (false: a remote learned with
+   * --learn-remotes). Returns a LEARN_* code.
+   */
+  learn(macHigh: number, macLow: number, remoteId: number, trusted = true): number {
     const now = this.clock.now();
     let slot = this.home(macHigh, macLow);
     for (;;) {
       const high = this.keyHigh[slot];
       if (high === EMPTY) break;
       if (high === macHigh && this.keyLow[slot] === macLow) {
-        if (this.pinned[slot] !== 0) return this.remote[slot] === remoteId ? LEARN_REFRESHED : LEARN_STATIC_KEPT;
+        if (this.remote[slot] === remoteId) {
+          if (this.pinned[slot] === 0) this.lastSeen[slot] = now;
+          return LEARN_REFRESHED;
+        }
+        if (!trusted && this.trusted[slot] !== 0 && (this.pinned[slot] !== 0 || now - this.lastSeen[slot] <= this.ageingMs)) {
+          return LEARN_MOVE_REFUSED;
+        }
+        if (this.pinned[slot] !== 0) return LEARN_STATIC_KEPT;
+        const aged = now - this.lastSeen[slot] > this.ageingMs;
+        if (!aged && now - this.movedAt[slot] < this.minMoveIntervalMs) return LEARN_MOVE_LIMITED;
         this.lastSeen[slot] = now;
-        if (this.remote[slot] === remoteId) return LEARN_REFRESHED;
         this.remote[slot] = remoteId;
+        this.trusted[slot] = trusted ? 1 : 0;
+        if (aged) return LEARN_NEW; // an aged entry not swept yet: as good as gone
+        this.movedAt[slot] = now;
         return LEARN_MOVED;
       }
       slot = (slot + 1) & this.mask;
     }
     if (this.count >= this.maxEntries) return LEARN_TABLE_FULL;
-    this.fill(slot, macHigh, macLow, remoteId, now, 0);
+    this.fill(slot, macHigh, macLow, remoteId, now, 0, trusted ? 1 : 0);
     return LEARN_NEW;
   }
 
@@ -105,9 +140,10 @@ export class Fdb {
     if (slot >= 0) {
       this.remote[slot] = remoteId;
       this.pinned[slot] = 1;
+      this.trusted[slot] = 1;
       return;
     }
-    this.fill(this.freeSlot(macHigh, macLow), macHigh, macLow, remoteId, this.clock.now(), 1);
+    this.fill(this.freeSlot(macHigh, macLow), macHigh, macLow, remoteId, this.clock.now(), 1, 1);
   }
 
   remove(macHigh: number, macLow: number): boolean {
@@ -150,6 +186,11 @@ export class Fdb {
     return removed;
   }
 
+  /** Adds to inUse the id of every remote that an entry points at. */
+  remotesInUse(inUse: Set<number>): void {
+    for (let slot = 0; slot <= this.mask; slot++) if (this.keyHigh[slot] !== EMPTY) inUse.add(this.remote[slot]);
+  }
+
   /** A snapshot for display; not for the data path. */
   entries(): FdbEntry[] {
     const now = this.clock.now();
@@ -159,7 +200,7 @@ export class Fdb {
       const isStatic = this.pinned[slot] !== 0;
       const ageMs = isStatic ? 0 : now - this.lastSeen[slot];
       if (!isStatic && ageMs > this.ageingMs) continue;
-      out.push({ macHigh: this.keyHigh[slot], macLow: this.keyLow[slot], remoteId: this.remote[slot], isStatic, ageMs });
+      out.push({ macHigh: this.keyHigh[slot], macLow: this.keyLow[slot], remoteId: this.remote[slot], isStatic, trusted: this.trusted[slot] !== 0, ageMs });
     }
     return out;
   }
@@ -186,12 +227,14 @@ export class Fdb {
     return slot;
   }
 
-  private fill(slot: number, macHigh: number, macLow: number, remoteId: number, now: number, pinned: number): void {
+  private fill(slot: number, macHigh: number, macLow: number, remoteId: number, now: number, pinned: number, trusted: number): void {
     this.keyHigh[slot] = macHigh;
     this.keyLow[slot] = macLow;
     this.remote[slot] = remoteId;
     this.lastSeen[slot] = now;
     this.pinned[slot] = pinned;
+    this.trusted[slot] = trusted;
+    this.movedAt[slot] = -Infinity;
     this.count++;
   }
 
@@ -210,6 +253,8 @@ export class Fdb {
         this.remote[hole] = this.remote[next];
         this.lastSeen[hole] = this.lastSeen[next];
         this.pinned[hole] = this.pinned[next];
+        this.trusted[hole] = this.trusted[next];
+        this.movedAt[hole] = this.movedAt[next];
         hole = next;
       }
       next = (next + 1) & mask;

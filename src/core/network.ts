@@ -2,6 +2,7 @@
 
 import { Fdb } from './fdb';
 import { NetworkCounters } from './counters';
+import { LearnedRemotes } from './learned-remotes';
 import type { FramePort } from './ports';
 import type { TokenBucket } from './rate-limit';
 import { VXLAN_HEADER_LEN, writeVxlanHeader } from './vxlan';
@@ -18,6 +19,8 @@ export class Network {
   /** Remote ids that get a copy of every broadcast, multicast and unknown-unicast frame. */
   private floodList: number[] = [];
   private readonly peerSet = new Set<number>();
+  /** Remotes this VNI accepted with --learn-remotes (not peers): bounded, and they age. */
+  readonly learnedRemotes = new LearnedRemotes();
   /** Bounds how fast broadcast, multicast and unknown-unicast frames are flooded; undefined: no limit. */
   floodLimiter: TokenBucket | undefined = undefined;
 

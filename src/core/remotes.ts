@@ -18,8 +18,11 @@ export interface Remote {
   readonly address: string;
   /** Where datagrams to this remote go: its address and our VXLAN port. */
   readonly record: Buffer;
-  /** True for remotes found by receiving from them (learn-remotes mode). */
-  readonly learned: boolean;
+  /**
+   * True for remotes found by receiving from them (learn-remotes mode) that
+   * are no configured peer; cleared when one is made a peer.
+   */
+  learned: boolean;
   readonly counters: RemoteCounters;
   /**
    * Largest inner packet (L3) the underlay path to this remote carries, as
@@ -39,6 +42,8 @@ export class RemoteTable {
   private readonly freeIds: number[] = [];
   /** Open-addressing index: hash of the 16 address bytes -> remote id. */
   private index = new Int32Array(64).fill(EMPTY);
+  /** What learned remotes that were forgotten had counted, so totals over learned remotes never go down. */
+  readonly retiredLearned = new RemoteCounters();
 
   constructor(private readonly port: number) {}
 
@@ -50,12 +55,16 @@ export class RemoteTable {
     return this.byId.filter((r): r is Remote => r !== undefined);
   }
 
-  /** The remote for an address, created if new. */
+  /** The remote for an address, created if new; a learned one that is added as a peer is learned no more. */
   add(address: string, learned = false): Remote {
     const record = Buffer.alloc(ADDR_RECORD_LEN);
     writeAddressRecord(address, this.port, record, 0);
     const existing = this.findByRecord(record, 0);
-    if (existing !== EMPTY) return this.byId[existing] as Remote;
+    if (existing !== EMPTY) {
+      const remote = this.byId[existing] as Remote;
+      if (!learned) remote.learned = false;
+      return remote;
+    }
     return this.insert(record, learned);
   }
 
@@ -79,6 +88,28 @@ export class RemoteTable {
     this.byId[id] = undefined;
     this.freeIds.push(id);
     this.rebuildIndex(this.index.length);
+  }
+
+  /**
+   * Removes every learned remote for which inUse(id) is false, with one
+   * rebuild of the index; their counters are added to retiredLearned. Returns how many.
+   */
+  removeLearned(inUse: (id: number) => boolean): number {
+    let removed = 0;
+    for (let id = 0; id < this.byId.length; id++) {
+      const remote = this.byId[id];
+      if (remote === undefined || !remote.learned || inUse(id)) continue;
+      const retired = this.retiredLearned;
+      retired.rxDatagrams += remote.counters.rxDatagrams;
+      retired.rxBytes += remote.counters.rxBytes;
+      retired.txDatagrams += remote.counters.txDatagrams;
+      retired.txBytes += remote.counters.txBytes;
+      this.byId[id] = undefined;
+      this.freeIds.push(id);
+      removed++;
+    }
+    if (removed > 0) this.rebuildIndex(this.index.length);
+    return removed;
   }
 
   /** HOT PATH: the id of the remote whose address is in records[offset..+16], or -1. */

@@ -9,7 +9,7 @@
 import { ADDR_RECORD_LEN } from './address';
 import { EngineCounters } from './counters';
 import { ETH_SRC_OFFSET, isValidSourceMac, macHigh, macLow } from './ethernet';
-import { LEARN_MOVED, LEARN_NEW, LEARN_STATIC_KEPT, LEARN_TABLE_FULL, NO_REMOTE } from './fdb';
+import { LEARN_MOVE_LIMITED, LEARN_MOVE_REFUSED, LEARN_MOVED, LEARN_NEW, LEARN_STATIC_KEPT, LEARN_TABLE_FULL, NO_REMOTE } from './fdb';
 import type { Network } from './network';
 import { ETH_HEADER_LEN, VXLAN_HEADER_LEN } from './protocol';
 import type { DatagramPort } from './ports';
@@ -111,12 +111,15 @@ export class Rx {
     }
     const remotes = this.options.remotes;
     let remoteId = remotes.findByRecord(slab.records, record);
-    if (remoteId === NO_REMOTE || !network.isPeer(remoteId)) {
+    const fromPeer = remoteId !== NO_REMOTE && network.isPeer(remoteId);
+    if (!fromPeer) {
       if (!this.learnRemotes) {
         counters.drops.unknown_sender++;
         return;
       }
-      if (remoteId === NO_REMOTE) remoteId = remotes.addFromRecord(slab.records, record, true).id;
+      // Bounded per VNI (--max-remotes); NO_REMOTE: counted as remotes_full.
+      remoteId = network.learnedRemotes.admit(remoteId, remotes, slab.records, record, counters);
+      if (remoteId === NO_REMOTE) return;
     }
     const frame = datagram + VXLAN_HEADER_LEN;
     const frameLength = length - VXLAN_HEADER_LEN;
@@ -133,11 +136,17 @@ export class Rx {
       counters.drops.bad_frame++;
       return;
     }
-    const learned = network.fdb.learn(macHigh(bytes, source), macLow(bytes, source), remoteId);
+    // A stranger never takes a MAC from a configured peer or a static entry (LEARN_MOVE_REFUSED).
+    const learned = network.fdb.learn(macHigh(bytes, source), macLow(bytes, source), remoteId, fromPeer);
     if (learned === LEARN_NEW) counters.fdbLearned++;
     else if (learned === LEARN_MOVED) counters.fdbMoved++;
     else if (learned === LEARN_STATIC_KEPT) counters.fdbStaticKept++;
     else if (learned === LEARN_TABLE_FULL) counters.drops.fdb_full++;
+    else if (learned === LEARN_MOVE_LIMITED) counters.fdbMoveLimited++;
+    else if (learned === LEARN_MOVE_REFUSED) {
+      counters.drops.move_refused++;
+      return;
+    }
 
     const remote = remotes.get(remoteId);
     if (remote !== undefined) {

@@ -1,6 +1,7 @@
 // Typed binding of the native addon (native/tsvtep.cc). Keep it thin: the
 // addon makes system calls and moves bytes, TypeScript decides.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Segmenter } from '../core/offload';
 
@@ -80,20 +81,15 @@ let loaded: NativeAddon | undefined;
 
 export function native(): NativeAddon {
   if (!loaded) {
-    // dist/src/io -> package root, where node-gyp put build/Release.
-    const root = path.resolve(__dirname, '..', '..', '..');
-    const candidates = [path.join(root, 'build', 'Release', 'tsvtep_native.node'), path.resolve(__dirname, '..', '..', 'build', 'Release', 'tsvtep_native.node')];
-    let lastError: unknown;
-    for (const file of candidates) {
-      try {
-        loaded = require(file) as NativeAddon;
-        break;
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    if (!loaded) {
-      throw new Error(`native addon not built (run npm ci): ${(lastError as Error).message.split('\n')[0]}`);
+    // node-gyp-build loads build/Release (built here) or else the prebuilt
+    // binary in prebuilds/<platform>-<arch> (what the npm package ships).
+    // The package root (with binding.gyp) is three levels up from dist/src/io, two from src/io.
+    const load = require('node-gyp-build') as (root: string) => NativeAddon;
+    const root = [path.resolve(__dirname, '..', '..', '..'), path.resolve(__dirname, '..', '..')].find((dir) => existsSync(path.join(dir, 'binding.gyp')));
+    try {
+      loaded = load(root ?? path.resolve(__dirname, '..', '..', '..'));
+    } catch (error) {
+      throw new Error(`native addon not built (run npm ci): ${(error as Error).message.split('\n')[0]}`);
     }
   }
   return loaded;

@@ -11,6 +11,11 @@ export interface KernelVxlanOptions {
   port?: number;
   /** MTU of the vxlan device; the kernel's default is the underlay's minus 50. */
   mtu?: number;
+  /**
+   * Whether a peer is a userspace VTEP (tsvtep, OVS's userspace datapath);
+   * default true. Kernel peers need nothing: see below.
+   */
+  userspacePeers?: boolean;
 }
 
 /** Adds a kernel vxlan device on host, attached to the VNI's bridge. Returns its name. */
@@ -30,7 +35,9 @@ export async function addKernelVxlan(topology: Topology, host: Host, options: Ke
   await topology.execOk(host.ns, ['ip', 'link', 'set', device, 'master', bridge, 'up']);
   // On a veth underlay the kernel leaves the inner TCP/UDP checksum of the
   // packets it encapsulates to the "NIC", and veth never fills it in; a real
-  // NIC would. With transmit checksum offload off the kernel computes it.
-  await topology.execOk(host.ns, ['ethtool', '-K', host.underlayIf, 'tx', 'off']);
+  // NIC would. A kernel peer does not mind (the packet crosses veth still
+  // marked "checksum partial"), but a userspace peer reads the datagram and
+  // sees a wrong checksum. Only then the kernel must compute it (tx off).
+  if (options.userspacePeers ?? true) await topology.execOk(host.ns, ['ethtool', '-K', host.underlayIf, 'tx', 'off']);
   return device;
 }

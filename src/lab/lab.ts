@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { controlRequest } from '../control/client';
+import { baseChecks } from '../host-checks';
 import { defaultControlPath } from '../control/endpoint';
 import { fdbText, peersText, statusText, table, type FdbView, type NetworksReply, type PeerView } from '../control/views';
 import { ping, tcpTransfer, waitForPing } from './checks';
@@ -187,6 +188,12 @@ export async function labUp(options: LabOptions, progress: Progress, abort?: Abo
       throw new LabError(`lab ${prefix} is already up with ${describeOptions(existing.options)}; run \`tsvtep lab down\` first to build another`);
     }
     return { state: existing, already: true };
+  }
+  // What `tsvtep doctor` checks first, before anything is built.
+  const hostProblems = (await baseChecks()).filter((check) => check.status === 'fail');
+  if (hostProblems.length > 0) {
+    const problems = hostProblems.map((check) => `${check.name}: ${check.detail}`).join('; ');
+    throw new LabError(`this host cannot run tsvtep (${problems}); tsvtep doctor checks it all`);
   }
   const leftovers = await namespacesByPrefix(`${prefix}-`);
   if (existing || leftovers.length > 0 || existsSync(labDir(prefix))) {

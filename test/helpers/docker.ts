@@ -25,6 +25,8 @@ const execFileP = promisify(execFile);
 const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p)) ?? '/bin/busybox';
 export const BUSYBOX_IMAGE = 'tsvtep-busybox:test';
+/** A file only the test image has: a command that cannot read it does not run in the image. */
+export const IMAGE_MARKER = 'etc/tsvtep-test-image';
 
 /** Machine-wide directories dockerd and containerd create whatever their roots are. */
 const GLOBAL_DIRS = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'];
@@ -40,6 +42,13 @@ export interface DockerEngine {
   docker(args: string[], timeoutMs?: number): Promise<RunResult>;
   /** Like docker(), but throws with the CLI's stderr if it fails; returns stdout. */
   dockerOk(args: string[], timeoutMs?: number): Promise<string>;
+  /**
+   * Runs a command in a running container, in its namespaces and its root
+   * directory, like `docker exec` (see execInContainer for why not that).
+   */
+  exec(container: string, args: string[], timeoutMs?: number): Promise<RunResult>;
+  /** Like exec(), but throws with the command's stderr if it fails; returns stdout. */
+  execOk(container: string, args: string[], timeoutMs?: number): Promise<string>;
   /** The engine's own log. */
   log(): string;
   /** dockerd and every process it started (containerd, shims, containers' processes), by PID and start time. */
@@ -106,6 +115,12 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
       if (result.code !== 0) throw new Error(`docker ${args.join(' ')} (engine in ${ns}) exited ${result.code}: ${result.stderr.trim()}`);
       return result.stdout;
     },
+    exec: (container, args, limitMs = 60_000) => execInContainer(docker, container, args, limitMs),
+    execOk: async (container, args, limitMs = 60_000) => {
+      const result = await execInContainer(docker, container, args, limitMs);
+      if (result.code !== 0) throw new Error(`${args.join(' ')} in container ${container} (engine in ${ns}) exited ${result.code}: ${result.stderr.trim()}`);
+      return result.stdout;
+    },
     log,
     processes: () => (child.exitCode === null && child.signalCode === null ? processTree(pid) : []),
     stop: () =>
@@ -128,6 +143,25 @@ export async function startDockerEngine(ns: string, dir: string, timeoutMs = 60_
     throw error;
   }
   return engine;
+}
+
+/**
+ * `docker exec` joins the container's mount namespace, which puts the command
+ * at that namespace's root. On most machines that is the container's root
+ * filesystem; but where the tests themselves run in a chroot (a fresh-machine
+ * check, a build chroot), runc's pivot_root replaced only the chroot's mount,
+ * and `docker exec` lands in the machine's real root filesystem instead of
+ * the image's (its dash, its ping, no /www). nsenter --root takes the root
+ * directory of the container's first process, which is the image's
+ * everywhere.
+ */
+async function execInContainer(docker: DockerEngine['docker'], container: string, args: string[], timeoutMs: number): Promise<RunResult> {
+  const inspected = await docker(['inspect', '-f', '{{.State.Pid}}', container], 15_000);
+  const pid = Number(inspected.stdout.trim());
+  if (inspected.code !== 0 || !Number.isInteger(pid) || pid <= 0) {
+    return { stdout: '', stderr: `container ${container} is not running: ${inspected.stderr.trim()}`, code: 1 };
+  }
+  return runWithEnv('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w', '--', ...args], {}, timeoutMs);
 }
 
 /** Polls GET /_ping until the engine answers OK; rejects with its log if it exits or the deadline passes. */
@@ -315,6 +349,7 @@ export async function busyboxRootfsTarball(workDir: string): Promise<string> {
   const root = path.join(workDir, 'rootfs');
   for (const d of ['bin', 'etc', 'tmp', 'www', 'proc', 'sys', 'dev']) mkdirSync(path.join(root, d), { recursive: true });
   copyFileSync(BUSYBOX, path.join(root, 'bin', 'busybox'));
+  writeFileSync(path.join(root, IMAGE_MARKER), `${BUSYBOX_IMAGE}\n`);
   const { stdout } = await execFileP(BUSYBOX, ['--list']);
   for (const applet of stdout.split('\n').map((s) => s.trim())) {
     if (applet === '' || applet === 'busybox' || applet.includes('/')) continue;

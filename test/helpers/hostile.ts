@@ -3,13 +3,24 @@
 // what the kernel says about it (/proc), raw frames from a container, and
 // the daemon's log as JSON lines.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import type { NetworkCounters } from '../../src/core/counters';
 import { CLI_PATH, type DaemonProcess } from '../../src/lab/process';
 import type { Topology } from '../../src/lab/topology';
 
-export const FUZZ_PATH = path.resolve(CLI_PATH, '..', 'lab', 'fuzz.js');
+/**
+ * Compiles the fuzzer (fuzz.ts, which needs only node's own modules) into dir
+ * and returns the script's path, for `node SCRIPT` inside a namespace.
+ */
+export function buildFuzzer(dir: string): string {
+  const source = readFileSync(path.join(__dirname, 'fuzz.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
+  const script = path.join(dir, 'fuzz.js');
+  writeFileSync(script, outputText);
+  return script;
+}
 
 export interface NetworkStatus {
   vni: number;

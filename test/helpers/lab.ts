@@ -51,6 +51,20 @@ export async function startVteps(
 }
 
 /**
+ * Polls ss in ns until a TCP socket with local port `port` is in `state`
+ * (a server listening, a transfer under way); false if none is by timeoutMs.
+ */
+export async function waitForTcp(topology: Topology, ns: string, port: number, state: 'listening' | 'established', timeoutMs = 10_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const sockets = await topology.exec(ns, ['ss', '-Htn', 'state', state, `( sport = :${port} )`], 5_000);
+    if (sockets.code === 0 && sockets.stdout.trim() !== '') return true;
+    if (Date.now() > end) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
  * Waits for the first answer (ARP or neighbour discovery and learning happen
  * then), after which every one of a few more pings must be answered.
  */

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { addKernelVxlan } from '../../src/lab/kernel';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import { expectPing, useTopology } from '../helpers/lab';
+import { AS_UNPRIVILEGED_READER } from '../helpers/unprivileged';
 
 const VNI = 100;
 
@@ -78,7 +79,7 @@ describe('tsvtep command line', () => {
 
   describe('start failures exit 1 with one line and leave no TAP', () => {
     it('not root', async () => {
-      const result = await run(h1().ns, args(), ['runuser', '-u', 'nobody', '--']);
+      const result = await run(h1().ns, args(), AS_UNPRIVILEGED_READER);
       expectOneLine(result, 1, /not allowed to create TAP tsv100 \(run as root or with CAP_NET_ADMIN\)/);
       expect(await taps(h1().ns)).toEqual([]);
     });

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import { containerIp } from '../../src/lab/topology';
-import { alive, BUSYBOX_IMAGE, useDockerLab, type DockerEngine } from '../helpers/docker';
+import { doctorLine, runDoctor } from '../helpers/doctor';
+import { alive, BUSYBOX_IMAGE, IMAGE_MARKER, useDockerLab, type DockerEngine } from '../helpers/docker';
 
 const VNI = 100;
 const NETWORK = 'vxlan-net';
@@ -24,7 +25,7 @@ interface DockerContainer {
 
 /** `docker exec NAME ping`: counts of one run (never throws on loss). */
 async function dockerPing(from: DockerContainer, address: string, count: number): Promise<{ sent: number; received: number; output: string }> {
-  const result = await from.engine.docker(['exec', from.name, 'ping', '-c', String(count), '-W', '2', address], (count + 10) * 1000);
+  const result = await from.engine.exec(from.name, ['ping', '-c', String(count), '-W', '2', address], (count + 10) * 1000);
   const output = result.stdout + result.stderr;
   const summary = /(\d+) packets transmitted, (\d+) packets received/.exec(output);
   return { sent: summary ? Number(summary[1]) : 0, received: summary ? Number(summary[2]) : 0, output };
@@ -47,13 +48,14 @@ async function expectDockerPing(from: DockerContainer, to: DockerContainer): Pro
  * arrived. Both sha256 sums must match.
  */
 async function expectTransfer(server: DockerContainer, client: DockerContainer, bytes: number, port: number): Promise<void> {
-  const made = await server.engine.dockerOk([
-    'exec', server.name, 'sh', '-c', `head -c ${bytes} /dev/urandom > /www/blob && sha256sum /www/blob && httpd -p ${port} -h /www`,
+  const made = await server.engine.execOk(server.name, [
+    'sh', '-c', `head -c ${bytes} /dev/urandom > /www/blob && sha256sum /www/blob && httpd -p ${port} -h /www`,
   ]);
   const sent = made.trim().split(/\s+/)[0];
   expect(sent).toMatch(/^[0-9a-f]{64}$/);
-  const fetched = await client.engine.dockerOk(
-    ['exec', client.name, 'sh', '-c', `wget -q -O - http://${server.ip}:${port}/blob | tee /tmp/got | sha256sum; wc -c < /tmp/got`],
+  const fetched = await client.engine.execOk(
+    client.name,
+    ['sh', '-c', `wget -q -O - http://${server.ip}:${port}/blob | tee /tmp/got | sha256sum; wc -c < /tmp/got`],
     120_000,
   );
   const [sumLine, sizeLine] = fetched.trim().split('\n');
@@ -76,6 +78,14 @@ describe('tsvtep --docker-network, two Docker hosts (seeds 000 and 001)', () => 
     const id = (await engine.dockerOk(['network', 'inspect', '-f', '{{.Id}}', NETWORK])).trim();
     return `br-${id.slice(0, 12)}`;
   }
+
+  it('commands in a container run in its image (busybox), not in the machine\'s root filesystem', async () => {
+    for (const i of [0, 1]) {
+      const c = container(i);
+      expect((await c.engine.execOk(c.name, ['cat', `/${IMAGE_MARKER}`])).trim()).toBe(BUSYBOX_IMAGE);
+      expect((await c.engine.execOk(c.name, ['readlink', '/bin/sh'])).trim()).toBe('busybox');
+    }
+  });
 
   it('without a tunnel the containers do not reach each other (as in the seeds)', async () => {
     const result = await dockerPing(container(0), container(1).ip, 2);
@@ -107,6 +117,23 @@ describe('tsvtep --docker-network, two Docker hosts (seeds 000 and 001)', () => 
   it('8 MiB over TCP arrive intact, both ways (sha256 on both ends)', async () => {
     await expectTransfer(container(1), container(0), 8 * 1024 * 1024, 8080);
     await expectTransfer(container(0), container(1), 8 * 1024 * 1024, 8081);
+  });
+
+  it('tsvtep doctor --docker-network finds the engine, the network and its bridge; FAIL where no engine answers', async () => {
+    const t = lab().topology;
+    const bridge = await bridgeOfNetwork(lab().engines[0]);
+    // Another port: the tsvtep of the tests above holds 4789.
+    const ok = await runDoctor(t, host(0).ns, ['--docker-network', NETWORK, '--port', '4791'], lab().engines[0].env);
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(doctorLine(ok, 'Docker Engine')).toMatch(/^pass +Docker Engine +answers on \S+docker\.sock$/);
+    expect(doctorLine(ok, 'Docker Engine')).toContain(lab().engines[0].socket);
+    expect(doctorLine(ok, `Docker network ${NETWORK}`)).toMatch(new RegExp(`^pass .* bridge ${bridge}$`));
+    expect(doctorLine(ok, `bridge ${bridge}`)).toMatch(/^pass .* a Linux bridge$/);
+
+    const nowhere = path.join(lab().dir, 'no-engine.sock');
+    const down = await runDoctor(t, host(0).ns, ['--docker-network', NETWORK, '--port', '4791'], { DOCKER_HOST: `unix://${nowhere}` });
+    expect(down.code).toBe(1);
+    expect(doctorLine(down, 'Docker Engine')).toMatch(new RegExp(`^FAIL .*nothing answers on ${nowhere} \\(ENOENT\\): start it`));
   });
 
   describe('errors are one line, exit 1, and leave no TAP', () => {

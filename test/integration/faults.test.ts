@@ -24,7 +24,7 @@ import {
   sleep,
   status,
 } from '../helpers/hostile';
-import { expectPing, startVteps, useTopology } from '../helpers/lab';
+import { expectPing, startVteps, useTopology, waitForTcp } from '../helpers/lab';
 
 const VNI = 100;
 /** While a fault lasts the daemon must idle: at most this share of one core (it is near 0). */
@@ -277,7 +277,7 @@ describe('faults under a running tsvtep', () => {
     const server = topology.spawn(c2.ns, ['iperf3', '-s', '-1', '-B', c2.ip]);
     let client: ReturnType<Topology['spawn']> | undefined;
     try {
-      await sleep(500);
+      expect(await waitForTcp(topology, c2.ns, 5201, 'listening'), 'iperf3 -s did not listen').toBe(true);
       client = topology.spawn(c1.ns, ['iperf3', '-c', c2.ip, '-t', '20', '-P', '2']);
       // Under load: frames pour through host 1.
       const sent = async (): Promise<number> => network(await status(topology, h1.ns), VNI).counters.txBytes;

@@ -17,7 +17,7 @@ import { ping } from '../../src/lab/checks';
 import { startDaemon, type DaemonProcess } from '../../src/lab/process';
 import type { Topology } from '../../src/lab/topology';
 import {
-  FUZZ_PATH,
+  buildFuzzer,
   eventually,
   linkStats,
   logLines,
@@ -77,7 +77,7 @@ async function send(topology: Topology, ns: string, from: string, to: string, da
 /** Datagrams of a VNI the daemon read and did not deliver, by the receive-side reasons. */
 function receiveDrops(s: Status, vni: number): number {
   const d = network(s, vni).counters.drops;
-  return d.runt + d.bad_frame + d.unknown_sender + d.oversize + d.truncated + d.tap_write;
+  return d.runt + d.bad_frame + d.unknown_sender + d.oversize + d.truncated + d.tap_write + d.remotes_full + d.move_refused;
 }
 
 /** Every datagram read is delivered or dropped for a reason: the sum over VNIs and the engine's own drops. */
@@ -92,6 +92,7 @@ describe('hostile input to a running tsvtep', () => {
   let h2Daemon: DaemonProcess | undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'tsvtep-hostile-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const fuzzer = buildFuzzer(dir);
 
   const lab = useTopology({ hosts: 2, vnis: [VNI], ipv6: false }, async (topology) => {
     const [h1, h2] = topology.hosts;
@@ -199,7 +200,7 @@ describe('hostile input to a running tsvtep', () => {
     const fuzz = JSON.parse(
       await topology.execOk(
         h2.ns,
-        [process.execPath, FUZZ_PATH, '--to', h1.underlayIp, '--from', h2.underlayIp, '--count', String(FUZZ_COUNT), '--huge-every', '1000', '--seed', '7'],
+        [process.execPath, fuzzer, '--to', h1.underlayIp, '--from', h2.underlayIp, '--count', String(FUZZ_COUNT), '--huge-every', '1000', '--seed', '7'],
         120_000,
       ),
     ) as { sent: number; kinds: Record<string, number>; seconds: number };
@@ -207,7 +208,7 @@ describe('hostile input to a running tsvtep', () => {
     const stranger = JSON.parse(
       await topology.execOk(topology.coreNs, [
         process.execPath,
-        FUZZ_PATH,
+        fuzzer,
         '--to',
         h1.underlayIp,
         '--from',

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDir, readState, type LabState } from '../../src/lab/lab';
 import { CLI_PATH, isRunning, stopPid } from '../../src/lab/process';
 import { namespacesByPrefix, removeByPrefix, runCommand } from '../../src/lab/topology';
+import { AS_UNPRIVILEGED_READER } from '../helpers/unprivileged';
 
 interface Run {
   code: number | null;
@@ -22,12 +23,12 @@ interface Run {
  * `tsvtep lab ARGS`; onStdout sees the output as it comes and may return
  * a signal to send to the command (to crash it at a chosen step).
  */
-function lab(args: string[], options: { uid?: number; onStdout?: (soFar: string) => NodeJS.Signals | undefined } = {}): Promise<Run> {
+function lab(args: string[], options: { unprivileged?: boolean; onStdout?: (soFar: string) => NodeJS.Signals | undefined } = {}): Promise<Run> {
   const argv = [CLI_PATH, 'lab', ...args];
   const child =
-    options.uid === undefined
-      ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    options.unprivileged === true
+      ? spawn(AS_UNPRIVILEGED_READER[0], [...AS_UNPRIVILEGED_READER.slice(1), process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let signalled = false;
@@ -124,7 +125,7 @@ describe('tsvtep lab: up, check, down (2 hosts, VNI 100, as in seeds 000 and 001
     for (const step of [`${prefix}-h1: underlay eth0 10.0.1.41/24 … ok`, `${prefix}-h2: bridge br100, container ${prefix}-c2-100 172.18.0.12 … ok`]) {
       expect(up.stdout).toContain(step);
     }
-    expect(up.stdout).toMatch(new RegExp(`${prefix}-h1: tsvtep, VNI 100, peers 10\\.0\\.1\\.42 … pid \\d+`));
+    expect(up.stdout).toMatch(new RegExp(`${prefix}-h1: tsvtep, VNI 100, peers 10\\.0\\.1\\.42 … (\\.+ )?pid \\d+`));
     expect(up.stdout).toMatch(new RegExp(`${prefix}-c1-100 +eth0 172\\.18\\.0\\.11 +VNI 100: br100 \\+ tsv100`));
     expect(up.stdout).toContain(`sudo ip netns exec ${prefix}-c1-100 ping -c 3 172.18.0.12`);
     expect(up.stdout).toContain(`lab down --prefix ${prefix}`);
@@ -285,7 +286,7 @@ describe('tsvtep lab after a crash of up', () => {
 
 describe('tsvtep lab refuses', () => {
   it('to run without root, with one line', async () => {
-    const result = await lab(['up', '--prefix', newPrefix()], { uid: 65534 });
+    const result = await lab(['up', '--prefix', newPrefix()], { unprivileged: true });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe('tsvtep: lab needs root: it creates network namespaces and TAP devices (run it with sudo)\n');
   });

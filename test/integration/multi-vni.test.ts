@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ping, tcpTransfer, waitForPing } from '../../src/lab/checks';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import type { Topology } from '../../src/lab/topology';
-import { expectPing, useTopology } from '../helpers/lab';
+import { expectPing, useTopology, waitForTcp } from '../helpers/lab';
 
 const VNIS = [1000, 2000];
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvtep-multi-'));
@@ -86,7 +86,8 @@ describe('two VNIs on two bridges, the same container addresses in both', () => 
     const t = topology();
     expect(await waitForPing(t, t.container(0, 1000), t.container(2, 1000).ip, 2_000)).toBe(false);
     const transfer = tcpTransfer(t, t.container(0, 2000), t.container(1, 2000), { bytes: 200 * 1024 * 1024, port: 5002, timeoutMs: 90_000 });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // SIGHUP once the transfer is under way, so the reload happens during it.
+    expect(await waitForTcp(t, t.container(1, 2000).ns, 5002, 'established'), 'the transfer did not start').toBe(true);
     writeConfig(t, 0, [1, 2]);
     writeConfig(t, 1, [0, 2]);
     daemons[0].child.kill('SIGHUP');
@@ -142,6 +143,41 @@ describe('two VNIs on two bridges, the same container addresses in both', () => 
     const unknownVni = await cli(t, 0, ['peers', '--vni', '1000', '--control', '/nonexistent/x.sock']);
     expect(unknownVni.code).toBe(1);
     expect(unknownVni.stderr).toContain('no tsvtep is running here');
+  });
+
+  it('on reload restarts a network whose TAP changed, changes another in place, and skips a change that fails', async () => {
+    const t = topology();
+    const [h1, h2] = [t.hosts[1].underlayIp, t.hosts[2].underlayIp];
+    const mac = '02:99:00:00:00:02';
+    writeFileSync(
+      path.join(dir, `${t.prefix}-h0.yaml`),
+      [
+        'networks:',
+        `  - {vni: 1000, bridge: br1000, tap: tsv1000b, peers: [${h1}, ${h2}]}`,
+        `  - {vni: 2000, bridge: br2000, peers: [${h1}, ${h2}], ageingSeconds: 60, static: [{mac: '${mac}', remote: ${h1}}]}`,
+        `  - {vni: 3000, bridge: br3000, peers: [${h1}]}`,
+        '',
+      ].join('\n'),
+    );
+    const reload = await cli(t, 0, ['reload']);
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(reload.stdout).toContain('VNI 1000 restarted');
+    expect(reload.stdout).toContain('VNI 2000: ageing 60s');
+    expect(reload.stdout).toContain(`VNI 2000: static ${mac} -> ${h1}`);
+    expect(reload.stdout).not.toContain('VNI 3000');
+    expect(await waitForLog(daemons[0], /VNI 3000: change failed: bridge br3000 does not exist/), daemons[0].log()).toBe(true);
+
+    const taps = await t.execOk(t.hosts[0].ns, ['ip', '-o', 'link', 'show', 'type', 'tun']);
+    expect(taps).toContain('tsv1000b');
+    expect(taps).not.toMatch(/tsv1000:/);
+    const status = JSON.parse((await cli(t, 0, ['status', '--json'])).stdout) as { networks: { vni: number; tap: string; ageingSeconds: number }[] };
+    expect(status.networks.map((n) => [n.vni, n.tap, n.ageingSeconds]).sort()).toEqual([
+      [1000, 'tsv1000b', 300],
+      [2000, 'tsv2000', 60],
+    ]);
+    expect((await cli(t, 0, ['fdb', 'show', '--vni', '2000'])).stdout).toContain(`${mac} dev tsv2000 dst ${h1} vni 2000 self static`);
+    await expectPing(t, t.container(0, 1000), t.container(1, 1000));
+    await expectPing(t, t.container(0, 2000), t.container(1, 2000));
   });
 });
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import type { Container } from '../../src/lab/topology';
+import { doctorLine, runDoctor } from '../helpers/doctor';
 import { expectPing, expectTransfer } from '../helpers/lab';
 import { addNetdevBridge, addOvsContainer, moveUnderlayToBridge, useOvsLab, type OvsLab } from '../helpers/ovs';
 
@@ -96,6 +97,18 @@ describe('tsvtep on Open vSwitch bridges, Open vSwitch vxlan ports on the other 
     expect(await ports(0, 'ovs-br1')).toContain('tsv2000');
     expect(daemon?.log()).toContain('tsv1000 on Open vSwitch bridge ovs-br0');
     expect(daemon?.log()).toContain('tsv2000 on Open vSwitch bridge ovs-br1');
+  });
+
+  it('tsvtep doctor --ovs --bridge finds Open vSwitch and its bridges; FAIL where its database does not answer', async () => {
+    const t = lab().topology;
+    const ok = await runDoctor(t, h1().ns, ['--ovs', '--bridge', 'ovs-br0,ovs-br1', '--port', '4791'], ovs(0).env);
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(doctorLine(ok, 'Open vSwitch')).toMatch(/^pass .*its database answers at /);
+    for (const bridge of ['ovs-br0', 'ovs-br1']) expect(doctorLine(ok, `bridge ${bridge}`)).toMatch(/^pass .* an Open vSwitch bridge$/);
+
+    const down = await runDoctor(t, h1().ns, ['--ovs', '--port', '4791'], { OVS_RUNDIR: path.join(lab().dir, 'nowhere') });
+    expect(down.code).toBe(1);
+    expect(doctorLine(down, 'Open vSwitch')).toMatch(/^FAIL .*its database does not answer at .*nowhere\/db\.sock: start it/);
   });
 
   it('containers on the same VNI ping each other both ways, and host 2 reaches the gateways on host 1', async () => {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { addKernelVxlan } from '../../src/lab/kernel';
 import { startDaemon, type DaemonProcess } from '../../src/lab/process';
-import { expectPing, expectTransfer, startCapture, useTopology } from '../helpers/lab';
+import { expectPing, expectTransfer, startCapture, useTopology, waitForTcp } from '../helpers/lab';
 
 function sourcePorts(lines: string[], from: string): Set<number> {
   const ports = new Set<number>();
@@ -28,7 +28,7 @@ describe('outer source ports', () => {
     await expectPing(t, t.container(0), t.container(1));
     const capture = await startCapture(t, t.hosts[1].ns, ['-i', 'eth0', '-c', '4000', 'udp', 'dst', 'port', '4789', 'and', 'src', 'host', t.hosts[0].underlayIp]);
     const server = t.spawn(t.container(1).ns, ['iperf3', '-s', '-1']);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await waitForTcp(t, t.container(1).ns, 5201, 'listening'), 'iperf3 -s did not listen').toBe(true);
     const client = await t.exec(t.container(0).ns, ['iperf3', '-c', t.container(1).ip, '-P', '8', '-t', '2', '-J'], 30_000);
     expect(client.code, client.stderr).toBe(0);
     server.kill();

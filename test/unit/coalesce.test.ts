@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { finishChecksum, sumWords } from '../../src/core/checksum';
 import { TcpCoalescer, type WriteList } from '../../src/core/coalesce';
 import { GSO_TCPV4, VNET_HDR_LEN } from '../../src/core/offload';
-import { nativeSegmenter } from '../../src/io/segmenter';
+import { pureSegmenter } from '../../src/core/pure-segmenter';
 
-const coalescer = new TcpCoalescer(nativeSegmenter().tcpChecksumValid);
+const coalescer = new TcpCoalescer(pureSegmenter().tcpChecksumValid);
 const SLOT = 2048;
 const HEAD = 64;
 

@@ -13,7 +13,7 @@ import { Network } from '../../src/core/network';
 import { GSO_TCPV4, VNET_HDR_LEN } from '../../src/core/offload';
 import { TokenBucket } from '../../src/core/rate-limit';
 import { RemoteTable } from '../../src/core/remotes';
-import { nativeSegmenter } from '../../src/io/segmenter';
+import { pureSegmenter } from '../../src/core/pure-segmenter';
 import { ethernetFrame, FakeTap, FakeUnderlay, SimVtep, VXLAN_PORT } from '../helpers/sim';
 
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
@@ -161,7 +161,7 @@ describe('the flood rate limit on the TSO path', () => {
     const socket = underlay.socket(A);
     underlay.socket(B);
     const remotes = new RemoteTable(VXLAN_PORT);
-    const engine = new Engine({ socket, remotes, clock, batchSize: 16, maxFrameSize: 1518, learnRemotes: false, segmenter: nativeSegmenter() });
+    const engine = new Engine({ socket, remotes, clock, batchSize: 16, maxFrameSize: 1518, learnRemotes: false, segmenter: pureSegmenter() });
     const tap = new OffloadTap();
     const network = new Network(100, new Fdb({ clock }), tap);
     network.addPeer(remotes.add(B).id);

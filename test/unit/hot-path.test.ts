@@ -1,20 +1,52 @@
 // The steady-state hot path allocates nothing: frames through two engines and
 // back over in-memory ports, many batches, in a child process whose young
 // generation is kept small (1 MiB) so that any allocation per batch shows as
-// young-generation collections in --trace-gc. Needs `npm run build` (npm test
-// does it), not root, not the addon.
+// young-generation collections in --trace-gc. The probe (bench/alloc-probe.ts)
+// is compiled here, with the project's tsconfig, into a temporary directory:
+// the test needs no `npm run build`, no write access to the checkout, no root,
+// and the child may not load the addon (as in every unit test).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const PROBE = path.resolve(__dirname, '../../dist/bench/alloc-probe.js');
+const ROOT = path.resolve(__dirname, '../..');
 const BATCHES = 200_000;
+const NO_ADDON = `process.dlopen = (_m, file) => { throw new Error('the allocation probe must not load a compiled addon (' + file + ')'); };\n`;
+
+let outDir = '';
+let probe = '';
+let guard = '';
+
+/** Compiles bench/alloc-probe.ts and what it imports as tsc does for dist/; returns the probe's path. */
+function compileProbe(into: string): string {
+  const config = ts.getParsedCommandLineOfConfigFile(path.join(ROOT, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined });
+  if (config === undefined) throw new Error('tsconfig.json unreadable');
+  const options = { ...config.options, outDir: into, rootDir: ROOT, sourceMap: false, noEmitOnError: true };
+  const program = ts.createProgram([path.join(ROOT, 'bench', 'alloc-probe.ts')], options);
+  const result = program.emit();
+  const errors = [...ts.getPreEmitDiagnostics(program), ...result.diagnostics].map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  if (result.emitSkipped || errors.length > 0) throw new Error(`alloc-probe does not compile: ${errors.join('; ')}`);
+  return path.join(into, 'bench', 'alloc-probe.js');
+}
+
+beforeAll(() => {
+  outDir = mkdtempSync(path.join(tmpdir(), 'tsvtep-alloc-probe-'));
+  probe = compileProbe(outDir);
+  guard = path.join(outDir, 'no-addon.js');
+  writeFileSync(guard, NO_ADDON);
+}, 60_000);
+
+afterAll(() => {
+  if (outDir) rmSync(outDir, { recursive: true, force: true });
+});
 
 /** Collections after warm-up, while `batches` batches of 32 frames go through. */
 function collectionsInSteadyState(batches: number, ...flags: string[]): number {
-  const run = spawnSync(process.execPath, ['--trace-gc', '--max-semi-space-size=1', PROBE, String(batches), ...flags], {
+  const run = spawnSync(process.execPath, ['--trace-gc', '--max-semi-space-size=1', '--require', guard, probe, String(batches), ...flags], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -27,7 +59,6 @@ function collectionsInSteadyState(batches: number, ...flags: string[]): number {
 
 describe('the hot path', () => {
   it('allocates nothing per batch in steady state (encapsulate, flood, send, receive, learn, write)', () => {
-    expect(existsSync(PROBE), `${PROBE} missing: run npm run build`).toBe(true);
     // Allocation that does not grow with the batches (compilation, a stray buffer) may cost a few
     // collections; 16 bytes per batch would cost 3, the control's array per batch costs about 18.
     expect(collectionsInSteadyState(BATCHES)).toBeLessThanOrEqual(4);

@@ -10,7 +10,8 @@ import { Fdb } from '../../src/core/fdb';
 import { Network } from '../../src/core/network';
 import type { FramePort } from '../../src/core/ports';
 import { RemoteTable } from '../../src/core/remotes';
-import { formatListenAddress, parseListenAddress, respond, type Reply } from '../../src/http-server';
+import { formatListenAddress, parseListenAddress } from '../../src/core/listen-address';
+import { respond, type Reply } from '../../src/metrics-http';
 import { checkHealth, createMetricsRegistry, type HealthSource, type MetricsSource } from '../../src/metrics';
 import { parseSamples, promtoolCheck } from '../helpers/metrics';
 

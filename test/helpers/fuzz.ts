@@ -2,10 +2,12 @@
 // random and mutated datagrams, and a sender that fires them at a VTEP from a
 // namespace, as fast as the socket takes them.
 //
-//   node dist/src/lab/fuzz.js --to 10.0.1.41 --count 200000 [--from ADDR]
+//   node FUZZER.js --to 10.0.1.41 --count 200000 [--from ADDR]
 //        [--port 4789] [--vni 100] [--seed 1] [--kinds valid,runt,...] [--huge-every 1000]
 //
 // prints one JSON line: {"sent": N, "kinds": {kind: count, ...}, "seconds": S}.
+// It is test code: buildFuzzer() (helpers/hostile.ts) compiles it to a script
+// node runs inside a test namespace; nothing of it ships in dist/.
 //
 // The kinds cover what a VTEP must survive: empty and truncated datagrams, a
 // header and nothing else, every flag but I, every reserved bit set (which

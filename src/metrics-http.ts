@@ -1,49 +1,12 @@
-// A small HTTP server on node:http for the metrics and health endpoints:
-// the ADDRESS:PORT parser behind --metrics, binding with errors a person can
-// act on, and routing by exact path. It serves a few scrapes a minute, so it
-// stays simple: no body parsing, GET and HEAD only.
+// The HTTP server behind --metrics (/metrics and /healthz): binding with
+// errors a person can act on, and routing by exact path. It serves a few
+// scrapes a minute, so it stays simple: no body parsing, GET and HEAD only.
 
 import http from 'node:http';
-import { isIP } from 'node:net';
-
-export interface ListenAddress {
-  /** An IPv4 or IPv6 address, without brackets. */
-  host: string;
-  port: number;
-}
+import { formatListenAddress, type ListenAddress } from './core/listen-address';
 
 /** A failure to listen; the message says what to do. */
 export class ListenError extends Error {}
-
-const EXAMPLE = 'e.g. 127.0.0.1:9477 or [::1]:9477';
-
-/**
- * Parses '127.0.0.1:9477' or '[::1]:9477'. Returns the address, or a string
- * saying what is wrong with the text.
- */
-export function parseListenAddress(text: string): ListenAddress | string {
-  const bracketed = /^\[([^\]]*)\]:(\d+)$/.exec(text);
-  const plain = /^([^:[\]]*):(\d+)$/.exec(text);
-  const match = bracketed ?? plain;
-  if (!match) {
-    if (!text.startsWith('[') && text.split(':').length > 2) {
-      return `${text}: write an IPv6 address in brackets (${EXAMPLE})`;
-    }
-    return `${text} is not ADDRESS:PORT (${EXAMPLE})`;
-  }
-  const [, host, portText] = match;
-  const family = isIP(host);
-  if (family === 0) return `${host === '' ? `'${text}'` : host} is not an IPv4 or IPv6 address (${EXAMPLE})`;
-  if (bracketed && family !== 6) return `${text}: brackets are for IPv6 addresses only (${EXAMPLE})`;
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) return `port ${portText} is out of range (1 to 65535)`;
-  return { host, port };
-}
-
-/** 127.0.0.1:9477 or [::1]:9477, for messages and URLs. */
-export function formatListenAddress(address: ListenAddress): string {
-  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
-}
 
 export interface Reply {
   status: number;
