@@ -5,8 +5,8 @@
 #
 # Idempotent: a package already installed is left alone (and without any
 # missing, apt-get is not run at all); npm ci runs only when node_modules is
-# older than package-lock.json or the addon or dist/ is missing. A second run
-# changes nothing and says so. Exit 1 with one line when something must be
+# older than package-lock.json, the addon is missing or older than native/, or
+# dist/ is missing. A second run changes nothing and says so. Exit 1 with one line when something must be
 # done by hand (no root for apt-get, no apt-get, Node older than 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +72,20 @@ fi
 
 # npm ci runs the package's install (the addon: a prebuilt binary, else
 # node-gyp) and prepare (tsc) scripts.
+# node-gyp-build (npm ci's install step) loads an existing build/Release, else
+# prebuilds/, and compiles only when there is neither. After a pull that
+# changed native/, a checkout's build is stale: remove it (and a prebuilds/ left
+# by npm pack), so npm ci compiles the addon again instead of loading old code.
+addon_stale() {
+  local built=build/Release/tsvtep_native.node source
+  [ -f "$built" ] || return 1
+  for source in native/* binding.gyp; do [ "$source" -nt "$built" ] && return 0; done
+  return 1
+}
+if addon_stale; then
+  say "native addon older than native/: removing build/ and prebuilds/ so that it is compiled again"
+  rm -rf build prebuilds
+fi
 addon_built() { [ -f build/Release/tsvtep_native.node ] || ls prebuilds/linux-*/*.node >/dev/null 2>&1; }
 if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ] &&
   [ node_modules/.package-lock.json -nt package.json ] && addon_built && [ -f dist/src/cli.js ]; then
