@@ -17,6 +17,7 @@ import { Daemon, StartupError } from './daemon';
 import { ListenError } from './http-server';
 // Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
 import type { MetricsServer } from './metrics';
+import type { ControlPlaneSource } from './control-plane/source';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
 
 function collect(value: string, previous: string[]): string[] {
@@ -45,6 +46,12 @@ interface DaemonOptions {
   logLevel?: string;
   control?: string;
   metrics?: string;
+  etcd: string[];
+  etcdPrefix?: string;
+  etcdTtl?: number;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
@@ -94,6 +101,12 @@ function buildProgram(): Command {
     )
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
+    .addOption(new Option('--etcd <url>', 'etcd endpoint(s) of the fleet, e.g. http://10.0.1.1:2379; repeat or comma-separate: peers come from there').argParser(collect).default([]))
+    .option('--etcd-prefix <prefix>', 'etcd key prefix (default /tsvtep/)')
+    .addOption(new Option('--etcd-ttl <seconds>', 'etcd lease TTL: a stopped host leaves within it (default 10)').argParser(numberOption('--etcd-ttl')))
+    .option('--etcd-ca <file>', 'CA certificate for etcd over TLS (https:// endpoints)')
+    .option('--etcd-cert <file>', 'client certificate for etcd')
+    .option('--etcd-key <file>', 'client key for etcd')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
@@ -114,7 +127,19 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     logLevel: options.logLevel,
     control: options.control,
     metrics: options.metrics,
+    etcd: etcdOverride(options),
   };
+}
+
+/** The etcd section the flags describe, if --etcd is given. */
+function etcdOverride(options: DaemonOptions): Record<string, unknown> | undefined {
+  const others = [options.etcdPrefix, options.etcdTtl, options.etcdCa, options.etcdCert, options.etcdKey].some((v) => v !== undefined);
+  if (options.etcd.length === 0) {
+    if (others) throw new UsageError('--etcd-prefix, --etcd-ttl, --etcd-ca, --etcd-cert and --etcd-key need --etcd URL');
+    return undefined;
+  }
+  const section = { endpoints: options.etcd, prefix: options.etcdPrefix, ttlSeconds: options.etcdTtl, ca: options.etcdCa, cert: options.etcdCert, key: options.etcdKey };
+  return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
 }
 
 async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> {
@@ -153,6 +178,10 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
 /** Maps config field paths back to the flags that set them. */
 function flagName(path: PropertyKey[]): string {
   if (path.includes('peers')) return '--peer';
+  if (path[0] === 'etcd') {
+    const etcdFlags: Record<string, string> = { endpoints: '--etcd', prefix: '--etcd-prefix', ttlSeconds: '--etcd-ttl', ca: '--etcd-ca', cert: '--etcd-cert', key: '--etcd-key' };
+    return etcdFlags[String(path[1])] ?? '--etcd';
+  }
   const field = String(path[path.length - 1]);
   const flags: Record<string, string> = {
     vni: '--vni',
@@ -200,6 +229,17 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
+  let controlPlane: ControlPlaneSource | undefined;
+  if (config.etcd !== undefined) {
+    try {
+      controlPlane = await (await import('./control-plane/attach')).attachEtcd(daemon, { ...config, etcd: config.etcd }, log);
+    } catch (error) {
+      daemon.stop();
+      metrics?.close();
+      if (error instanceof StartupError) fail(EXIT_FAILURE, error.message);
+      throw error;
+    }
+  }
   metrics?.serve(daemon);
 
   const configFile = options.config;
@@ -225,7 +265,9 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     control.close();
     metrics?.close();
     daemon.stop();
-    process.exit(process.exitCode ?? 0);
+    // Withdrawing from the control plane takes a round trip; it is bounded, and a stuck one only means the lease runs out.
+    const withdrawn = controlPlane ? Promise.race([controlPlane.stop(), new Promise((resolve) => setTimeout(resolve, 1_500))]) : Promise.resolve();
+    void withdrawn.finally(() => process.exit(process.exitCode ?? 0));
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);

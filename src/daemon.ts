@@ -15,6 +15,8 @@ import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
 import { VXLAN_HEADER_LEN } from './core/vxlan';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
+import { PeerOrigins } from './control-plane/origins';
+import type { ControlPlaneSource, Origin } from './control-plane/source';
 import { DockerError, dockerNetworkBridge } from './io/docker';
 import {
   attachToBridge,
@@ -91,6 +93,13 @@ export class Daemon {
   private applied: DaemonConfig;
   readonly engine: Engine;
   readonly remotes: RemoteTable;
+  /** Who wants each peer (static, etcd, ...); a peer goes when nobody does. */
+  readonly peerOrigins = new PeerOrigins();
+  /** The fleet control plane (--etcd), if any; for status, metrics and /healthz. */
+  controlPlane: ControlPlaneSource | undefined;
+  /** Told the VNIs served after a network was added or removed (the control plane announces them). */
+  onNetworksChanged: (vnis: number[]) => void = () => undefined;
+  private readonly mtuRefreshes = new Set<number>();
   /** Called after an I/O failure stopped the daemon; the CLI closes what else it runs and exits 1. */
   onFatal: () => void = () => {
     process.exitCode = 1;
@@ -206,7 +215,11 @@ export class Daemon {
     const fdb = new Fdb({ ageingMs: config.ageingSeconds * 1000, maxEntries: config.maxAddresses, clock: this.clock });
     const network = new Network(config.vni, fdb, tap);
     network.floodLimiter = floodLimiter(config, this.clock);
-    for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
+    for (const peer of config.peers) {
+      const remote = this.remotes.add(peer);
+      network.addPeer(remote.id);
+      this.peerOrigins.add(config.vni, remote.address, 'static');
+    }
     for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
     network.overlayMtu = config.mtu ?? (await overlayMtuFor(config.peers));
     this.engine.addNetwork(network);
@@ -226,6 +239,7 @@ export class Daemon {
         `VNI ${config.vni}: overlay MTU ${network.overlayMtu}: bigger IPv4 packets with DF and IPv6 get ICMP "too big", other IPv4 is fragmented (an MTU of ${network.overlayMtu} on the containers avoids both)`,
       );
     }
+    this.onNetworksChanged([...this.running.keys()]);
   }
 
   /** Stops forwarding for a VNI and removes its TAP. */
@@ -238,29 +252,47 @@ export class Daemon {
       this.log.warn({ vni, err: (error as Error).message }, `VNI ${vni}: ${(error as Error).message}`),
     );
     this.applied = { ...this.applied, networks: this.applied.networks.filter((n) => n.vni !== vni) };
+    this.peerOrigins.forgetNetwork(vni);
     this.pruneRemotes();
     this.log.info({ vni }, `VNI ${vni}: removed (${running.tap.name} deleted)`);
+    this.onNetworksChanged([...this.running.keys()]);
   }
 
-  addPeer(vni: number, address: string): boolean {
+  hasNetwork(vni: number): boolean {
+    return this.running.has(vni);
+  }
+
+  /** Makes address a peer of vni on behalf of origin; false if it already was one. */
+  addPeer(vni: number, address: string, origin: Origin = 'static'): boolean {
     const { network } = this.requireNetwork(vni);
     refuseOwnAddress(vni, address, ChangeError);
     const remote = this.remotes.add(checkAddress(address));
+    this.peerOrigins.add(vni, remote.address, origin);
     if (network.isPeer(remote.id)) return false;
     network.addPeer(remote.id);
     this.refreshOverlayMtu(vni);
-    this.log.info({ vni, peer: remote.address }, `VNI ${vni}: peer ${remote.address} added`);
+    this.log[origin === 'static' ? 'info' : 'debug']({ vni, peer: remote.address, origin }, `VNI ${vni}: peer ${remote.address} added (${origin})`);
     return true;
   }
 
-  removePeer(vni: number, address: string): boolean {
+  /**
+   * Takes origin's claim off the peer; the peer (and what was learned behind
+   * it) goes once no origin wants it. False if origin did not have it as a peer.
+   */
+  removePeer(vni: number, address: string, origin: Origin = 'static'): boolean {
     const { network } = this.requireNetwork(vni);
     const id = this.remoteId(address);
-    if (id < 0 || !network.isPeer(id)) return false;
+    const canonical = canonicalAddress(address);
+    if (id < 0 || !network.isPeer(id) || !this.peerOrigins.of(vni, canonical).includes(origin)) return false;
+    const stillWanted = this.peerOrigins.remove(vni, canonical, origin);
+    if (stillWanted > 0) {
+      this.log.info({ vni, peer: canonical, origin }, `VNI ${vni}: peer ${canonical} no longer ${origin}; kept (${this.peerOrigins.of(vni, canonical).join(', ')})`);
+      return true;
+    }
     network.removePeer(id);
     this.pruneRemotes();
     this.refreshOverlayMtu(vni);
-    this.log.info({ vni, peer: canonicalAddress(address) }, `VNI ${vni}: peer ${canonicalAddress(address)} removed`);
+    this.log[origin === 'static' ? 'info' : 'debug']({ vni, peer: canonical, origin }, `VNI ${vni}: peer ${canonical} removed (${origin})`);
     return true;
   }
 
@@ -445,15 +477,20 @@ export class Daemon {
     }
   }
 
+  /** Recomputes the VNI's overlay MTU soon; a burst of peer changes (a control plane's) is one refresh. */
   private refreshOverlayMtu(vni: number): void {
     const running = this.running.get(vni);
-    if (!running || running.config.mtu !== undefined) return;
-    overlayMtuFor(this.peerAddresses(running.network))
-      .then((mtu) => {
-        running.network.overlayMtu = mtu;
-        running.info.overlayMtu = mtu;
-      })
-      .catch(() => undefined);
+    if (!running || running.config.mtu !== undefined || this.mtuRefreshes.has(vni)) return;
+    this.mtuRefreshes.add(vni);
+    setImmediate(() => {
+      this.mtuRefreshes.delete(vni);
+      overlayMtuFor(this.peerAddresses(running.network))
+        .then((mtu) => {
+          running.network.overlayMtu = mtu;
+          running.info.overlayMtu = mtu;
+        })
+        .catch(() => undefined);
+    });
   }
 
   private onTapReadable(network: Network, tap: TapDevice, errno: number): void {
@@ -598,17 +635,30 @@ async function underlayAddress(dev: string): Promise<string> {
   }
 }
 
+/** Route MTUs by peer address, asked of the kernel at most once a minute (fleets have hundreds of peers). */
+const routeMtus = new Map<string, { mtu: number; at: number }>();
+const ROUTE_MTU_CACHE_MS = 60_000;
+
+async function routeMtu(peer: string): Promise<number> {
+  const cached = routeMtus.get(peer);
+  if (cached && Date.now() - cached.at < ROUTE_MTU_CACHE_MS) return cached.mtu;
+  let mtu = 1500;
+  try {
+    mtu = (await routeTo(peer)).mtu;
+  } catch {
+    // No route yet: assume Ethernet.
+  }
+  if (routeMtus.size > 4096) routeMtus.clear();
+  routeMtus.set(peer, { mtu, at: Date.now() });
+  return mtu;
+}
+
 /** The inner MTU that fits the underlay towards every peer without fragmenting. */
 async function overlayMtuFor(peers: string[]): Promise<number> {
   let smallest = Infinity;
   for (const peer of peers) {
     const overhead = addressFamily(peer) === 4 ? OVERHEAD_IPV4 : OVERHEAD_IPV6;
-    try {
-      const route = await routeTo(peer);
-      smallest = Math.min(smallest, route.mtu - overhead);
-    } catch {
-      smallest = Math.min(smallest, 1500 - overhead);
-    }
+    smallest = Math.min(smallest, (await routeMtu(peer)) - overhead);
   }
   return Number.isFinite(smallest) ? smallest : 1500 - OVERHEAD_IPV4;
 }

@@ -162,7 +162,7 @@ function peersView(daemon: Daemon, vni: number | undefined): unknown[] {
   const out: unknown[] = [];
   for (const [id, vnis] of vnisOf) {
     const remote = daemon.remotes.get(id);
-    if (remote) out.push({ address: remote.address, vnis, ...remote.counters });
+    if (remote) out.push({ address: remote.address, vnis, sources: [...new Set(vnis.flatMap((v) => daemon.peerOrigins.of(v, remote.address)))].sort(), ...remote.counters });
   }
   return out;
 }

@@ -26,6 +26,8 @@ export interface FdbView {
 
 export interface PeerView {
   vnis: number[];
+  /** Where the peer comes from: static (--peer, file, `peer add`), etcd, ... */
+  sources: string[];
   address: string;
   rxDatagrams: number;
   rxBytes: number;
@@ -62,8 +64,8 @@ export function statusText(result: NetworksReply): string {
 /** `tsvtep peers`: one row per remote. */
 export function peersText(peers: PeerView[]): string {
   return table([
-    ['PEER', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-    ...peers.map((p) => [p.address, p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+    ['PEER', 'VNIS', 'SOURCE', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [p.address, p.vnis.join(','), (p.sources ?? []).join(',') || '-', String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
   ]);
 }
 

@@ -1,0 +1,68 @@
+// Starts the configured control-plane source and joins it to the daemon: the
+// applier feeds the daemon's peers from it, and the daemon tells it which
+// VNIs it serves. Loaded only with --etcd: the gRPC client is heavy.
+
+import { readFileSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { canonicalAddress } from '../core/address';
+import type { DaemonConfig, EtcdConfig } from '../config';
+import { StartupError, type Daemon } from '../daemon';
+import { deviceAddress, routeTo } from '../io/link';
+import { ControlPlaneApplier } from './apply';
+import { EtcdSource, type EtcdTls } from './etcd/source';
+import type { ControlPlaneSource } from './source';
+
+/** Starts the etcd source for daemon; throws StartupError for what the user must fix (files, address). */
+export async function attachEtcd(daemon: Daemon, config: DaemonConfig & { etcd: EtcdConfig }, log: Logger): Promise<ControlPlaneSource> {
+  const etcd = config.etcd;
+  const vtep = await announcedAddress(config, etcd.endpoints);
+  const source = new EtcdSource({
+    endpoints: etcd.endpoints,
+    prefix: etcd.prefix,
+    ttlSeconds: etcd.ttlSeconds,
+    vtep,
+    tls: readTls(etcd),
+    log: log.child({ controlPlane: 'etcd' }),
+  });
+  const applier = new ControlPlaneApplier(daemon, 'etcd', log);
+  daemon.controlPlane = source;
+  daemon.onNetworksChanged = (vnis) => source.serve(vnis);
+  source.serve(daemon.networks().map((n) => n.vni));
+  source.start(applier);
+  return source;
+}
+
+function readTls(etcd: EtcdConfig): EtcdTls | undefined {
+  if (etcd.ca === undefined && etcd.cert === undefined) return undefined;
+  const read = (file: string, flag: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new StartupError(`${flag} ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    }
+  };
+  return {
+    ca: etcd.ca === undefined ? undefined : read(etcd.ca, '--etcd-ca'),
+    cert: etcd.cert === undefined ? undefined : read(etcd.cert, '--etcd-cert'),
+    key: etcd.key === undefined ? undefined : read(etcd.key, '--etcd-key'),
+  };
+}
+
+/** The VTEP address the others should send to: --local, the address of --dev, or the one this host reaches etcd from. */
+async function announcedAddress(config: DaemonConfig, endpoints: string[]): Promise<string> {
+  if (config.local !== undefined) return canonicalAddress(config.local);
+  if (config.dev !== undefined) return canonicalAddress(await deviceAddress(config.dev));
+  for (const endpoint of endpoints) {
+    const host = new URL(endpoint).hostname.replace(/^\[|\]$/g, '');
+    try {
+      const address = isIP(host) ? host : (await lookup(host)).address;
+      const source = (await routeTo(address)).source;
+      if (source !== undefined) return canonicalAddress(source);
+    } catch {
+      // Try the next endpoint.
+    }
+  }
+  throw new StartupError(`cannot tell which address to announce to etcd (no route to ${endpoints.join(', ')}); give --local ADDRESS`);
+}
