@@ -635,9 +635,9 @@ async function underlayAddress(dev: string): Promise<string> {
   }
 }
 
-/** Route MTUs by peer address, asked of the kernel at most once a minute (fleets have hundreds of peers). */
+/** Route MTUs by peer address, asked of the kernel at most every ten minutes (fleets have hundreds of peers). */
 const routeMtus = new Map<string, { mtu: number; at: number }>();
-const ROUTE_MTU_CACHE_MS = 60_000;
+const ROUTE_MTU_CACHE_MS = 600_000;
 
 async function routeMtu(peer: string): Promise<number> {
   const cached = routeMtus.get(peer);

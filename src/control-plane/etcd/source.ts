@@ -79,6 +79,8 @@ export class EtcdSource implements ControlPlaneSource {
       dialTimeout: CALL_TIMEOUT_MS,
       // Retries are ours (sessions with backoff), so a call fails fast and says why.
       faultHandling: { host: () => noop, global: noop },
+      // gRPC's own reconnect backoff grows to minutes; after an outage we want the channel back within our backoff.
+      grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 5_000 },
     };
     if (options.tls) config.credentials = { rootCertificate: options.tls.ca as Buffer, certChain: options.tls.cert, privateKey: options.tls.key };
     this.client = new Etcd3(config);
