@@ -52,6 +52,8 @@ interface DaemonOptions {
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
+  etcdFdb?: boolean;
+  suppressArp?: boolean;
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
@@ -107,6 +109,8 @@ function buildProgram(): Command {
     .option('--etcd-ca <file>', 'CA certificate for etcd over TLS (https:// endpoints)')
     .option('--etcd-cert <file>', 'client certificate for etcd')
     .option('--etcd-key <file>', 'client key for etcd')
+    .option('--etcd-fdb', 'publish the MACs and IPs behind this host in etcd and install the other hosts\' (no flooding to find them)')
+    .option('--suppress-arp', 'answer ARP and IPv6 neighbour solicitations for IPs known from etcd instead of flooding them (needs --etcd-fdb)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
@@ -128,17 +132,18 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     control: options.control,
     metrics: options.metrics,
     etcd: etcdOverride(options),
+    suppressArp: options.suppressArp,
   };
 }
 
 /** The etcd section the flags describe, if --etcd is given. */
 function etcdOverride(options: DaemonOptions): Record<string, unknown> | undefined {
-  const others = [options.etcdPrefix, options.etcdTtl, options.etcdCa, options.etcdCert, options.etcdKey].some((v) => v !== undefined);
+  const others = [options.etcdPrefix, options.etcdTtl, options.etcdCa, options.etcdCert, options.etcdKey, options.etcdFdb].some((v) => v !== undefined);
   if (options.etcd.length === 0) {
-    if (others) throw new UsageError('--etcd-prefix, --etcd-ttl, --etcd-ca, --etcd-cert and --etcd-key need --etcd URL');
+    if (others) throw new UsageError('--etcd-prefix, --etcd-ttl, --etcd-ca, --etcd-cert, --etcd-key and --etcd-fdb need --etcd URL');
     return undefined;
   }
-  const section = { endpoints: options.etcd, prefix: options.etcdPrefix, ttlSeconds: options.etcdTtl, ca: options.etcdCa, cert: options.etcdCert, key: options.etcdKey };
+  const section = { endpoints: options.etcd, prefix: options.etcdPrefix, ttlSeconds: options.etcdTtl, ca: options.etcdCa, cert: options.etcdCert, key: options.etcdKey, fdb: options.etcdFdb };
   return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
 }
 
@@ -178,8 +183,9 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
 /** Maps config field paths back to the flags that set them. */
 function flagName(path: PropertyKey[]): string {
   if (path.includes('peers')) return '--peer';
+  if (path[0] === 'suppressArp') return '--suppress-arp';
   if (path[0] === 'etcd') {
-    const etcdFlags: Record<string, string> = { endpoints: '--etcd', prefix: '--etcd-prefix', ttlSeconds: '--etcd-ttl', ca: '--etcd-ca', cert: '--etcd-cert', key: '--etcd-key' };
+    const etcdFlags: Record<string, string> = { endpoints: '--etcd', prefix: '--etcd-prefix', ttlSeconds: '--etcd-ttl', ca: '--etcd-ca', cert: '--etcd-cert', key: '--etcd-key', fdb: '--etcd-fdb' };
     return etcdFlags[String(path[1])] ?? '--etcd';
   }
   const field = String(path[path.length - 1]);

@@ -90,6 +90,8 @@ export const etcdSchema = z
     ca: z.string().min(1).optional(),
     cert: z.string().min(1).optional(),
     key: z.string().min(1).optional(),
+    /** Publish the MACs (and IPs) behind our TAP, install the others' as remote entries. */
+    fdb: z.boolean().default(false),
   })
   .superRefine((etcd, ctx) => {
     if ((etcd.cert === undefined) !== (etcd.key === undefined)) {
@@ -130,8 +132,13 @@ export const configSchema = z
     networks: z.array(networkSchema).min(1, { message: 'no networks configured' }),
     /** The fleet's etcd: membership (peers) from there; see control-plane/etcd. */
     etcd: etcdSchema.optional(),
+    /** Answer ARP requests and IPv6 neighbour solicitations for IPs the control plane knows (needs etcd.fdb). */
+    suppressArp: z.boolean().default(false),
   })
   .superRefine((config, ctx) => {
+    if (config.suppressArp && !config.etcd?.fdb) {
+      ctx.addIssue({ code: 'custom', path: ['suppressArp'], message: 'needs MAC/IP distribution (--etcd-fdb)' });
+    }
     if (config.local && config.dev) {
       ctx.addIssue({ code: 'custom', path: ['local'], message: 'give --local or --dev, not both' });
     }

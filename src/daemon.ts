@@ -100,6 +100,8 @@ export class Daemon {
   /** Told the VNIs served after a network was added or removed (the control plane announces them). */
   onNetworksChanged: (vnis: number[]) => void = () => undefined;
   private readonly mtuRefreshes = new Set<number>();
+  /** Where each FDB entry that is not learned came from, per VNI: mac -> origin. */
+  private readonly entryOrigins = new Map<number, Map<string, Origin>>();
   /** Called after an I/O failure stopped the daemon; the CLI closes what else it runs and exits 1. */
   onFatal: () => void = () => {
     process.exitCode = 1;
@@ -220,7 +222,10 @@ export class Daemon {
       network.addPeer(remote.id);
       this.peerOrigins.add(config.vni, remote.address, 'static');
     }
-    for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
+    for (const entry of config.static) {
+      this.putStatic(network, entry.mac, entry.remote);
+      this.originsOf(config.vni).set(entry.mac.toLowerCase(), 'static');
+    }
     network.overlayMtu = config.mtu ?? (await overlayMtuFor(config.peers));
     this.engine.addNetwork(network);
     const info: NetworkInfo = { vni: config.vni, bridge, tap: tap.name, tapMtu, overlayMtu: network.overlayMtu, peers: [] };
@@ -253,6 +258,7 @@ export class Daemon {
     );
     this.applied = { ...this.applied, networks: this.applied.networks.filter((n) => n.vni !== vni) };
     this.peerOrigins.forgetNetwork(vni);
+    this.entryOrigins.delete(vni);
     this.pruneRemotes();
     this.log.info({ vni }, `VNI ${vni}: removed (${running.tap.name} deleted)`);
     this.onNetworksChanged([...this.running.keys()]);
@@ -296,10 +302,31 @@ export class Daemon {
     return true;
   }
 
+  /**
+   * An FDB entry from a control plane: mac behind vtep (a peer), never aged or
+   * moved by learning. A static entry of the user's for the same MAC wins.
+   */
+  putRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): void {
+    const { network } = this.requireNetwork(vni);
+    const origins = this.originsOf(vni);
+    if (origins.get(mac) === 'static') return;
+    this.putStatic(network, mac, vtep);
+    origins.set(mac, origin);
+  }
+
+  removeRemoteMac(vni: number, mac: string, origin: Origin): void {
+    const origins = this.originsOf(vni);
+    if (origins.get(mac) !== origin) return;
+    origins.delete(mac);
+    const parsed = parseMac(mac);
+    if (parsed) this.running.get(vni)?.network.fdb.remove(parsed.high, parsed.low);
+  }
+
   /** Adds or replaces a static FDB entry; the remote must be a peer of the VNI. */
   addStatic(vni: number, mac: string, remoteAddress: string): void {
     const { network } = this.requireNetwork(vni);
     this.putStatic(network, mac, remoteAddress);
+    this.originsOf(vni).set(mac.toLowerCase(), 'static');
     this.log.info({ vni, mac, remote: remoteAddress }, `VNI ${vni}: static entry ${mac} -> ${remoteAddress}`);
   }
 
@@ -307,7 +334,14 @@ export class Daemon {
     const { network } = this.requireNetwork(vni);
     const parsed = parseMac(mac);
     if (!parsed) throw new ChangeError(`${mac} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+    this.originsOf(vni).delete(formatMac(parsed.high, parsed.low));
     return network.fdb.remove(parsed.high, parsed.low);
+  }
+
+  private originsOf(vni: number): Map<string, Origin> {
+    let origins = this.entryOrigins.get(vni);
+    if (!origins) this.entryOrigins.set(vni, (origins = new Map()));
+    return origins;
   }
 
   /**
@@ -379,14 +413,17 @@ export class Daemon {
   }
 
   /** FDB entries of one VNI or all, for display. */
-  fdbEntries(vni?: number): { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number }[] {
-    const out: { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number }[] = [];
+  fdbEntries(vni?: number): { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number; source: string }[] {
+    const out: { vni: number; mac: string; remote: string; isStatic: boolean; ageSeconds: number; source: string }[] = [];
     for (const r of this.running.values()) {
       if (vni !== undefined && r.info.vni !== vni) continue;
+      const origins = this.entryOrigins.get(r.info.vni);
       for (const entry of r.network.fdb.entries()) {
+        const mac = formatMac(entry.macHigh, entry.macLow);
         out.push({
           vni: r.info.vni,
-          mac: formatMac(entry.macHigh, entry.macLow),
+          mac,
+          source: entry.isStatic ? (origins?.get(mac) ?? 'static') : 'learned',
           remote: this.remotes.get(entry.remoteId)?.address ?? '?',
           isStatic: entry.isStatic,
           ageSeconds: Math.floor(entry.ageMs / 1000),

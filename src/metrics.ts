@@ -248,6 +248,19 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     });
   }
 
+  counterFrom(registry, 'tsvtep_arp_suppressed_total', 'ARP requests answered here from control-plane bindings instead of flooded (--suppress-arp).', ['vni'], (emit) => {
+    for (const network of networks()) {
+      const counters = network.tapObserver?.suppressor?.counters;
+      if (counters) emit(vniLabel(network), counters.arpSuppressed);
+    }
+  });
+  counterFrom(registry, 'tsvtep_nd_suppressed_total', 'IPv6 neighbour solicitations answered here from control-plane bindings instead of flooded (--suppress-arp).', ['vni'], (emit) => {
+    for (const network of networks()) {
+      const counters = network.tapObserver?.suppressor?.counters;
+      if (counters) emit(vniLabel(network), counters.ndSuppressed);
+    }
+  });
+
   const controlPlane = source.controlPlane;
   if (controlPlane) {
     const origin = controlPlane.status().origin;

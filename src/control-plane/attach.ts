@@ -10,7 +10,9 @@ import { canonicalAddress } from '../core/address';
 import type { DaemonConfig, EtcdConfig } from '../config';
 import { StartupError, type Daemon } from '../daemon';
 import { deviceAddress, routeTo } from '../io/link';
-import { ControlPlaneApplier } from './apply';
+import { systemClock } from '../core/clock';
+import { ControlPlaneApplier, type DataPlaneTarget } from './apply';
+import { LocalAnnouncer } from './local-announcer';
 import { EtcdSource, type EtcdTls } from './etcd/source';
 import type { ControlPlaneSource } from './source';
 
@@ -26,11 +28,30 @@ export async function attachEtcd(daemon: Daemon, config: DaemonConfig & { etcd: 
     tls: readTls(etcd),
     log: log.child({ controlPlane: 'etcd' }),
   });
-  const applier = new ControlPlaneApplier(daemon, 'etcd', log);
+  const announcer = new LocalAnnouncer(source, { fdb: etcd.fdb, suppressArp: config.suppressArp, clock: systemClock });
+  const target: DataPlaneTarget = {
+    addPeer: (vni, address, origin) => daemon.addPeer(vni, address, origin),
+    removePeer: (vni, address, origin) => daemon.removePeer(vni, address, origin),
+    hasNetwork: (vni) => daemon.hasNetwork(vni),
+    putRemoteMac: (vni, mac, vtep, origin) => daemon.putRemoteMac(vni, mac, vtep, origin),
+    removeRemoteMac: (vni, mac, origin) => daemon.removeRemoteMac(vni, mac, origin),
+    setNeighbours: (vni, bindings) => announcer.setNeighbours(vni, bindings),
+  };
+  const applier = new ControlPlaneApplier(target, 'etcd', log);
   daemon.controlPlane = source;
-  daemon.onNetworksChanged = (vnis) => source.serve(vnis);
-  source.serve(daemon.networks().map((n) => n.vni));
+  const networksChanged = (vnis: number[]): void => {
+    announcer.networksChanged(daemon.engine.allNetworks());
+    source.serve(vnis);
+  };
+  daemon.onNetworksChanged = networksChanged;
+  source.onMacLost = (vni, mac) => announcer.macLost(vni, mac);
+  networksChanged(daemon.networks().map((n) => n.vni));
   source.start(applier);
+  const stop = source.stop.bind(source);
+  source.stop = async () => {
+    announcer.stop();
+    await stop();
+  };
   return source;
 }
 

@@ -147,7 +147,7 @@ function networksView(daemon: Daemon): unknown[] {
       ageingSeconds: network ? network.fdb.ageingMs / 1000 : undefined,
       fdbEntries: network?.fdb.size ?? 0,
       fdbLimit: network?.fdb.maxEntries,
-      counters: network ? { ...network.counters, drops: { ...network.counters.drops } } : undefined,
+      counters: network ? { ...network.counters, drops: { ...network.counters.drops }, ...network.tapObserver?.suppressor?.counters } : undefined,
     };
   });
 }

@@ -22,6 +22,8 @@ export interface FdbView {
   remote: string;
   isStatic: boolean;
   ageSeconds: number;
+  /** learned, static, or the control plane it came from (etcd, ...). */
+  source?: string;
 }
 
 export interface PeerView {
@@ -77,7 +79,7 @@ export function fdbText(entries: FdbView[], networks: NetworkView[], vni?: numbe
     // The flood list, shown as the kernel shows it: all-zeros MAC entries.
     for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
     for (const e of entries.filter((x) => x.vni === n.vni)) {
-      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? 'static' : `age ${e.ageSeconds}s`}`);
+      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? (e.source && e.source !== 'static' ? `static ${e.source}` : 'static') : `age ${e.ageSeconds}s`}`);
     }
   }
   return lines.map((line) => `${line}\n`).join('');

@@ -1,5 +1,6 @@
 // One VXLAN segment (VNI) on this host: its FDB, its peers, its counters.
 
+import type { TapObserver } from './arp-suppress';
 import { Fdb } from './fdb';
 import { NetworkCounters } from './counters';
 import type { FramePort } from './ports';
@@ -18,6 +19,8 @@ export class Network {
   /** Remote ids that get a copy of every broadcast, multicast and unknown-unicast frame. */
   private floodList: number[] = [];
   private readonly peerSet = new Set<number>();
+  /** Sees each frame from the TAP first (control plane: local MACs, ARP/ND suppression); undefined: none. */
+  tapObserver: TapObserver | undefined = undefined;
   /** Bounds how fast broadcast, multicast and unknown-unicast frames are flooded; undefined: no limit. */
   floodLimiter: TokenBucket | undefined = undefined;
 

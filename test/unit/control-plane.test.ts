@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { ControlPlaneApplier, type DataPlaneTarget } from '../../src/control-plane/apply';
 import { Backoff } from '../../src/control-plane/backoff';
 import { PeerOrigins } from '../../src/control-plane/origins';
-import type { Origin } from '../../src/control-plane/source';
+import type { NeighbourBinding } from '../../src/core/arp-suppress';
+import type { Origin, RemoteMac } from '../../src/control-plane/source';
 
 class FakeDaemon implements DataPlaneTarget {
   readonly origins = new PeerOrigins();
@@ -22,6 +23,17 @@ class FakeDaemon implements DataPlaneTarget {
   removePeer(vni: number, address: string, origin: Origin): void {
     this.origins.remove(vni, address, origin);
     this.calls.push(`-${address}`);
+  }
+  readonly macs = new Map<string, string>();
+  neighbours: readonly NeighbourBinding[] = [];
+  putRemoteMac(_vni: number, mac: string, vtep: string): void {
+    this.macs.set(mac, vtep);
+  }
+  removeRemoteMac(_vni: number, mac: string): void {
+    this.macs.delete(mac);
+  }
+  setNeighbours(_vni: number, bindings: readonly NeighbourBinding[]): void {
+    this.neighbours = bindings;
   }
 }
 
@@ -50,6 +62,24 @@ describe('applying a control-plane state', () => {
     expect(daemon.calls).toEqual(['+10.0.1.42']);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('10.0.1.41 refused');
+  });
+});
+
+describe('applying remote MACs', () => {
+  it('installs MACs behind members, follows a move (counted), and drops them with their VTEP', () => {
+    const daemon = new FakeDaemon();
+    const applier = new ControlPlaneApplier(daemon, 'etcd', quiet);
+    const m = (vtep: string, seq: number): RemoteMac => ({ mac: '02:00:02:00:00:64', vtep, ips: ['172.18.0.12'], seq });
+    const withMac = (entry: RemoteMac, ...members: string[]) => ({ members: new Set(members), macs: new Map([[entry.mac, entry]]) });
+    applier.replace(100, withMac(m('10.0.1.42', 0), '10.0.1.42', '10.0.1.43'));
+    expect(daemon.macs.get('02:00:02:00:00:64')).toBe('10.0.1.42');
+    expect(daemon.neighbours).toEqual([{ ip: '172.18.0.12', mac: '02:00:02:00:00:64' }]);
+    applier.replace(100, withMac(m('10.0.1.43', 1), '10.0.1.42', '10.0.1.43'));
+    expect(daemon.macs.get('02:00:02:00:00:64')).toBe('10.0.1.43');
+    expect(applier.macMoves).toBe(1);
+    applier.replace(100, withMac(m('10.0.1.43', 1), '10.0.1.42'));
+    expect(daemon.macs.size).toBe(0);
+    expect(daemon.neighbours).toEqual([]);
   });
 });
 

@@ -55,9 +55,9 @@ describe('the mirror of the prefix', () => {
   it('keeps only the VNIs served, not our own records, and says which VNIs changed', () => {
     const mirror = new EtcdMirror(P, '10.0.1.41');
     mirror.serve([100]);
-    mirror.put(memberKey(P, 100, '10.0.1.41'), value(memberValue('10.0.1.41', 'us')), 1);
-    mirror.put(memberKey(P, 100, '10.0.1.42'), value(memberValue('10.0.1.42', 'h2')), 2);
-    mirror.put(memberKey(P, 200, '10.0.1.43'), value(memberValue('10.0.1.43', 'h3')), 3);
+    mirror.put(memberKey(P, 100, '10.0.1.41'), value(memberValue('10.0.1.41', 'us')));
+    mirror.put(memberKey(P, 100, '10.0.1.42'), value(memberValue('10.0.1.42', 'h2')));
+    mirror.put(memberKey(P, 200, '10.0.1.43'), value(memberValue('10.0.1.43', 'h3')));
     expect(mirror.takeDirty()).toEqual([100]);
     expect([...mirror.state(100).members]).toEqual(['10.0.1.42']);
     mirror.delete(memberKey(P, 100, '10.0.1.42'));
@@ -70,26 +70,29 @@ describe('the mirror of the prefix', () => {
     mirror.serve([100]);
     for (let i = 0; i < 100_000; i++) {
       const address = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
-      if (i % 2 === 0) mirror.put(memberKey(P, 100, address), value(memberValue(address, 'x')), i);
-      else mirror.put(`/tsvtep/v1/members/100/${address}`, value('{'), i);
+      if (i % 2 === 0) mirror.put(memberKey(P, 100, address), value(memberValue(address, 'x')));
+      else mirror.put(`/tsvtep/v1/members/100/${address}`, value('{'));
     }
     expect(mirror.memberCount(100)).toBe(MAX_MEMBERS_PER_VNI);
     expect(mirror.skipped.bad_json).toBe(50_000);
     expect(mirror.skipped.over_limit).toBe(50_000 - MAX_MEMBERS_PER_VNI);
   });
 
-  it('resolves a MAC behind two VTEPs by sequence number, then by the later write', () => {
+  it('resolves a MAC behind two VTEPs by sequence number, then by the lower VTEP address', () => {
     const mirror = new EtcdMirror(P, '10.0.1.41');
     mirror.serve([100]);
-    for (const vtep of ['10.0.1.42', '10.0.1.43']) mirror.put(memberKey(P, 100, vtep), value(memberValue(vtep, 'h')), 1);
+    for (const vtep of ['10.0.1.42', '10.0.1.43']) mirror.put(memberKey(P, 100, vtep), value(memberValue(vtep, 'h')));
     const mac = '02:00:02:00:00:64';
-    mirror.put(macKey(P, 100, mac, '10.0.1.42'), value(macValue([], 2)), 5);
-    mirror.put(macKey(P, 100, mac, '10.0.1.43'), value(macValue([], 1)), 6);
+    mirror.put(macKey(P, 100, mac, '10.0.1.42'), value(macValue([], 2)));
+    mirror.put(macKey(P, 100, mac, '10.0.1.43'), value(macValue([], 1)));
     expect(mirror.state(100).macs.get(mac)?.vtep).toBe('10.0.1.42');
-    mirror.put(macKey(P, 100, mac, '10.0.1.43'), value(macValue([], 2)), 7);
+    mirror.put(macKey(P, 100, mac, '10.0.1.43'), value(macValue([], 2)));
+    expect(mirror.state(100).macs.get(mac)?.vtep).toBe('10.0.1.42');
+    mirror.put(macKey(P, 100, mac, '10.0.1.43'), value(macValue([], 3)));
     expect(mirror.state(100).macs.get(mac)?.vtep).toBe('10.0.1.43');
+    expect(mirror.holder(100, mac)).toMatchObject({ vtep: '10.0.1.43', seq: 3 });
     // A MAC behind a VTEP that is not a member is not believed.
-    mirror.put(macKey(P, 100, '02:00:09:00:00:64', '10.0.1.99'), value(macValue([], 9)), 8);
+    mirror.put(macKey(P, 100, '02:00:09:00:00:64', '10.0.1.99'), value(macValue([], 9)));
     expect(mirror.state(100).macs.has('02:00:09:00:00:64')).toBe(false);
   });
 });

@@ -12,8 +12,17 @@ export const MAX_MACS_PER_VNI = 16_384;
 interface VniRecords {
   /** member key -> VTEP address */
   members: Map<string, string>;
-  /** mac key -> record, with the etcd revision it was written at (ties in seq go to the later write) */
-  macs: Map<string, MacRecord & { revision: number }>;
+  /** mac key -> record */
+  macs: Map<string, MacRecord>;
+}
+
+/**
+ * MAC mobility (RFC 7432 section 15): the higher sequence number wins; on a
+ * tie, the lower VTEP address, as EVPN breaks ties, so that every host picks
+ * the same one.
+ */
+export function beats(seq: number, vtep: string, otherSeq: number, otherVtep: string): boolean {
+  return seq > otherSeq || (seq === otherSeq && vtep < otherVtep);
 }
 
 export class EtcdMirror {
@@ -52,7 +61,7 @@ export class EtcdMirror {
     }
   }
 
-  put(key: string, value: Buffer, revision: number): void {
+  put(key: string, value: Buffer): void {
     const record = parseRecord(this.prefix, key, value);
     if (record.kind === 'skip') return this.skip(record.reason, key);
     if (record.kind === 'foreign') return;
@@ -64,7 +73,7 @@ export class EtcdMirror {
       records.members.set(key, record.vtep);
     } else {
       if (!records.macs.has(key) && records.macs.size >= MAX_MACS_PER_VNI) return this.skip('over_limit', key);
-      records.macs.set(key, { ...record, revision });
+      records.macs.set(key, record);
     }
     this.dirty.add(record.vni);
   }
@@ -76,6 +85,11 @@ export class EtcdMirror {
     if (!records) return;
     const removed = record.kind === 'member' ? records.members.delete(key) : records.macs.delete(key);
     if (removed) this.dirty.add(record.vni);
+  }
+
+  /** Marks vni changed (our own announcements changed what it resolves to). */
+  touch(vni: number): void {
+    this.dirty.add(vni);
   }
 
   takeDirty(): number[] {
@@ -93,16 +107,25 @@ export class EtcdMirror {
     const records = this.vnis.get(vni);
     if (!records) return { members: new Set(), macs: new Map() };
     const members = new Set(records.members.values());
-    const best = new Map<string, MacRecord & { revision: number }>();
+    const best = new Map<string, MacRecord>();
     for (const record of records.macs.values()) {
       // A MAC is believed only behind a VTEP that is a member.
       if (!members.has(record.vtep)) continue;
       const current = best.get(record.mac);
-      if (!current || record.seq > current.seq || (record.seq === current.seq && record.revision > current.revision)) best.set(record.mac, record);
+      if (!current || beats(record.seq, record.vtep, current.seq, current.vtep)) best.set(record.mac, record);
     }
     const macs = new Map<string, RemoteMac>();
     for (const [mac, record] of best) macs.set(mac, { mac, vtep: record.vtep, ips: record.ips, seq: record.seq });
     return { members, macs };
+  }
+
+  /** The remote record that holds mac in vni now (highest sequence number), if any. */
+  holder(vni: number, mac: string): { vtep: string; seq: number } | undefined {
+    let best: MacRecord | undefined;
+    for (const record of this.vnis.get(vni)?.macs.values() ?? []) {
+      if (record.mac === mac && (!best || beats(record.seq, record.vtep, best.seq, best.vtep))) best = record;
+    }
+    return best;
   }
 
   private skip(reason: SkipReason, key: string): void {

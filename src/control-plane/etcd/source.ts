@@ -15,7 +15,7 @@ import { Etcd3, type IOptions, type IWatchResponse } from 'etcd3';
 import type { ControlPlaneSink, ControlPlaneSource, ControlPlaneStatus } from '../source';
 import { Backoff } from '../backoff';
 import { macKey, macValue, memberKey, memberValue, prefixEnd, type SkipReason } from './keys';
-import { EtcdMirror } from './mirror';
+import { beats, EtcdMirror } from './mirror';
 
 /** A call to etcd that takes longer than this has failed. */
 const CALL_TIMEOUT_MS = 3_000;
@@ -104,12 +104,21 @@ export class EtcdSource implements ControlPlaneSource {
     else this.scheduleSync();
   }
 
+  /** Told when a MAC we announced was taken over by another VTEP with a higher sequence number (it moved there). */
+  onMacLost: (vni: number, mac: string) => void = () => undefined;
+
   announceMac(vni: number, mac: string, ips: readonly string[]): void {
+    if (!this.served.includes(vni)) return;
     let macs = this.localMacs.get(vni);
     if (!macs) this.localMacs.set(vni, (macs = new Map()));
-    const current = macs.get(mac);
-    macs.set(mac, { ips, seq: current?.seq ?? 0 });
+    let seq = macs.get(mac)?.seq ?? 0;
+    // Seen here while another VTEP holds it: it moved here, and this announcement must win.
+    const holder = this.mirror.holder(vni, mac);
+    if (holder && !beats(seq, this.options.vtep, holder.seq, holder.vtep)) seq = holder.seq + 1;
+    macs.set(mac, { ips, seq });
     this.scheduleSync();
+    this.mirror.touch(vni);
+    this.scheduleFlush();
   }
 
   withdrawMac(vni: number, mac: string): void {
@@ -196,7 +205,7 @@ export class EtcdSource implements ControlPlaneSource {
     for (;;) {
       const page = await this.client.kv.range({ key: from, range_end: end, limit: PAGE_SIZE, revision, sort_order: 'None' }, callOptions());
       revision ??= page.header.revision;
-      for (const kv of page.kvs) this.mirror.put(kv.key.toString('utf8'), kv.value, Number(kv.mod_revision));
+      for (const kv of page.kvs) this.mirror.put(kv.key.toString('utf8'), kv.value);
       if (!page.more || page.kvs.length === 0) break;
       // The next key after the last one read.
       from = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
@@ -217,7 +226,7 @@ export class EtcdSource implements ControlPlaneSource {
           for (const event of response.events ?? []) {
             const key = event.kv.key.toString('utf8');
             if (event.type === 'Delete') this.mirror.delete(key);
-            else this.mirror.put(key, event.kv.value, Number(event.kv.mod_revision));
+            else this.mirror.put(key, event.kv.value);
           }
           this.scheduleFlush();
         });
@@ -316,7 +325,30 @@ export class EtcdSource implements ControlPlaneSource {
   private flush(): void {
     this.flushQueued = false;
     if (!this.sink) return;
-    for (const vni of this.mirror.takeDirty()) this.sink.replace(vni, this.mirror.state(vni));
+    let lost = false;
+    for (const vni of this.mirror.takeDirty()) {
+      const state = this.mirror.state(vni);
+      const local = this.localMacs.get(vni);
+      if (!local || local.size === 0) {
+        this.sink.replace(vni, state);
+        continue;
+      }
+      // Our own MACs are not remote entries; unless another VTEP now holds one with a higher sequence number.
+      const macs = new Map(state.macs);
+      for (const [mac, mine] of local) {
+        const remote = macs.get(mac);
+        if (remote === undefined) continue;
+        if (beats(mine.seq, this.options.vtep, remote.seq, remote.vtep)) {
+          macs.delete(mac);
+        } else {
+          local.delete(mac);
+          lost = true;
+          this.onMacLost(vni, mac);
+        }
+      }
+      this.sink.replace(vni, { members: state.members, macs });
+    }
+    if (lost) this.scheduleSync();
   }
 
   // ------------------------------------------------------------ up and down
