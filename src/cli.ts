@@ -18,6 +18,7 @@ import { ListenError } from './http-server';
 // Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
 import type { MetricsServer } from './metrics';
 import type { ControlPlaneSource } from './control-plane/source';
+import type { PreparedEtcd } from './control-plane/attach';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
 
 function collect(value: string, previous: string[]): string[] {
@@ -226,6 +227,15 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let metrics: MetricsServer | undefined;
   let daemon: Daemon;
+  // Loaded only with --etcd: the gRPC client is heavy. Its files and address are checked before any TAP exists.
+  const etcdModule = config.etcd !== undefined ? await import('./control-plane/attach') : undefined;
+  let etcd: PreparedEtcd | undefined;
+  try {
+    if (etcdModule && config.etcd) etcd = await etcdModule.prepareEtcd({ ...config, etcd: config.etcd });
+  } catch (error) {
+    if (error instanceof StartupError) fail(EXIT_FAILURE, error.message);
+    throw error;
+  }
   try {
     // Metrics listen first, so a taken port fails before any TAP exists.
     if (config.metrics !== undefined) metrics = await (await import('./metrics')).MetricsServer.start(config.metrics, log);
@@ -235,17 +245,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
-  let controlPlane: ControlPlaneSource | undefined;
-  if (config.etcd !== undefined) {
-    try {
-      controlPlane = await (await import('./control-plane/attach')).attachEtcd(daemon, { ...config, etcd: config.etcd }, log);
-    } catch (error) {
-      daemon.stop();
-      metrics?.close();
-      if (error instanceof StartupError) fail(EXIT_FAILURE, error.message);
-      throw error;
-    }
-  }
+  const controlPlane: ControlPlaneSource | undefined = etcdModule && etcd ? etcdModule.attachEtcd(daemon, etcd, log) : undefined;
   metrics?.serve(daemon);
 
   const configFile = options.config;

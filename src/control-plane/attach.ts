@@ -16,16 +16,29 @@ import { LocalAnnouncer } from './local-announcer';
 import { EtcdSource, type EtcdTls } from './etcd/source';
 import type { ControlPlaneSource } from './source';
 
-/** Starts the etcd source for daemon; throws StartupError for what the user must fix (files, address). */
-export async function attachEtcd(daemon: Daemon, config: DaemonConfig & { etcd: EtcdConfig }, log: Logger): Promise<ControlPlaneSource> {
+/** What the etcd source needs from the host, checked before anything is created. */
+export interface PreparedEtcd {
+  config: DaemonConfig & { etcd: EtcdConfig };
+  vtep: string;
+  tls: EtcdTls | undefined;
+}
+
+/** Reads the TLS files and finds the address to announce; throws StartupError for what the user must fix. */
+export async function prepareEtcd(config: DaemonConfig & { etcd: EtcdConfig }): Promise<PreparedEtcd> {
+  const tls = readTls(config.etcd);
+  return { config, tls, vtep: await announcedAddress(config, config.etcd.endpoints) };
+}
+
+/** Starts the etcd source for daemon and joins the two. */
+export function attachEtcd(daemon: Daemon, prepared: PreparedEtcd, log: Logger): ControlPlaneSource {
+  const { config, vtep, tls } = prepared;
   const etcd = config.etcd;
-  const vtep = await announcedAddress(config, etcd.endpoints);
   const source = new EtcdSource({
     endpoints: etcd.endpoints,
     prefix: etcd.prefix,
     ttlSeconds: etcd.ttlSeconds,
     vtep,
-    tls: readTls(etcd),
+    tls,
     log: log.child({ controlPlane: 'etcd' }),
   });
   const announcer = new LocalAnnouncer(source, { fdb: etcd.fdb, suppressArp: config.suppressArp, clock: systemClock });

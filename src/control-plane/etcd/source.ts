@@ -439,6 +439,12 @@ function callOptions(withDeadline = true): { deadline?: number } {
 /** One line of what went wrong, with what gRPC says of TLS refusals made plain. */
 export function describeError(error: Error): string {
   const message = error.message.split('\n')[0];
-  if (/certificate|handshake|SSL|TLS|alert/i.test(message)) return `TLS refused: ${message}`;
-  return message;
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown)/i.test(message)) {
+    return 'etcd refused our TLS client certificate: give --etcd-cert and --etcd-key signed by the CA etcd trusts';
+  }
+  if (/certificate verify failed|self.signed|unable to get (local )?issuer/i.test(message)) {
+    return "etcd's TLS certificate is not signed by --etcd-ca (or not for this address)";
+  }
+  if (/SSL|TLS|handshake|wrong version number/i.test(message)) return `TLS failed: ${message.replace(/^\d+ \w+: /, '')}`;
+  return message.replace(/^14 UNAVAILABLE: /, '');
 }
