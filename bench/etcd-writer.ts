@@ -49,7 +49,10 @@ async function main(argv: string[]): Promise<void> {
       let next = 0;
       await Promise.all(
         Array.from({ length: PARALLEL_HOSTS }, async () => {
-          for (let host = next++; host < hosts; host = next++) keys += await registerHost(client, host, vnis, macs);
+          for (let host = next++; host < hosts; host = next++) {
+            const written = await registerHost(client, host, vnis, macs);
+            keys += written;
+          }
         }),
       );
       const seconds = (Date.now() - started) / 1000;

@@ -135,6 +135,9 @@ async function main(): Promise<void> {
   const firstLine = logLines(d)[0]?.time ?? spawnedAt;
   const fdbEntries = await installedMacs(t, host.ns, vnis[0]);
   console.log(`  daemon converged ${convergedMs} ms after it was started (${(converged() as number) - firstLine} ms after its first log line); VNI ${vnis[0]} has ${fdbEntries} remote MACs`);
+  const registered = logLines(d).find((l) => l.msg.includes('registered as')) as (LogLine & { registerMs?: number; snapshotMs?: number; snapshotKeys?: number }) | undefined;
+  const firstApplied = Math.min(...logLines(d).filter((l) => l.members !== undefined).map((l) => l.time));
+  console.log(`  registered in ${registered?.registerMs} ms, read ${registered?.snapshotKeys} keys and applied them in ${registered?.snapshotMs} ms; first VNI applied ${firstApplied - firstLine} ms after the first log line`);
   const rss = rssMb(d.child.pid as number);
   console.log(`  resident memory: ${rss} MB`);
 
@@ -154,7 +157,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, load: os.loadavg() },
     options,
     etcd: { keys: populate.keys, leases: options.hosts, registerSeconds: populate.seconds, keysPerSecond: populate.keysPerSecond, keepalivesPerSecond: Math.round((options.hosts * 3) / options.ttl) },
-    daemon: { convergedMs, rssMb: rss, remoteMacsOnFirstVni: fdbEntries, propagationMs: propagation, propagationMedianMs: median(propagation) },
+    daemon: { registerMs: registered?.registerMs, snapshotMs: registered?.snapshotMs, convergedMs, rssMb: rss, remoteMacsOnFirstVni: fdbEntries, propagationMs: propagation, propagationMedianMs: median(propagation) },
   };
   mkdirSync(options.out, { recursive: true });
   const file = path.join(options.out, `etcd-${report.date.replace(/[:.]/g, '-')}.json`);

@@ -5,7 +5,7 @@
 
 import { constants, networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { addressFamily, canonicalAddress } from './core/address';
+import { addressFamily, addressRecord, canonicalAddress } from './core/address';
 import { systemClock, type Clock } from './core/clock';
 import { Engine } from './core/engine';
 import { formatMac, parseMac } from './core/ethernet';
@@ -13,7 +13,7 @@ import { Fdb } from './core/fdb';
 import { Network } from './core/network';
 import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
-import { VXLAN_HEADER_LEN } from './core/vxlan';
+import { VXLAN_HEADER_LEN, VXLAN_PORT } from './core/vxlan';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
 import { PeerOrigins } from './control-plane/origins';
 import type { ControlPlaneSource, Origin } from './control-plane/source';
@@ -606,14 +606,20 @@ function needsRestart(old: NetworkConfig, next: NetworkConfig): boolean {
 
 /** A peer that is an address of this host would send every flooded frame back to us. */
 function refuseOwnAddress(vni: number, peer: string, error: new (message: string) => Error): void {
-  const canonical = checkAddress(peer);
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const local of addresses ?? []) {
-      if (canonicalAddress(local.address) === canonical) {
-        throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
-      }
-    }
+  if (ownAddresses().has(checkAddress(peer))) {
+    throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
   }
+}
+
+/** This host's addresses, read at most once a second: a control plane adds thousands of peers at once. */
+let ownAddressCache: { at: number; addresses: Set<string> } | undefined;
+function ownAddresses(): Set<string> {
+  if (ownAddressCache === undefined || Date.now() - ownAddressCache.at > 1_000) {
+    const addresses = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) for (const local of list ?? []) addresses.add(canonicalAddress(local.address));
+    ownAddressCache = { at: Date.now(), addresses };
+  }
+  return ownAddressCache.addresses;
 }
 
 function checkAddress(address: string): string {
@@ -672,22 +678,23 @@ async function underlayAddress(dev: string): Promise<string> {
   }
 }
 
-/** Route MTUs by peer address, asked of the kernel at most every ten minutes (fleets have hundreds of peers). */
-const routeMtus = new Map<string, { mtu: number; at: number }>();
-const ROUTE_MTU_CACHE_MS = 600_000;
-
+/**
+ * The MTU of the route to peer: asked of the kernel with a socket (IP_MTU),
+ * which costs a few system calls rather than a process (fleets have
+ * thousands of peers); `ip route get` when that cannot tell.
+ */
 async function routeMtu(peer: string): Promise<number> {
-  const cached = routeMtus.get(peer);
-  if (cached && Date.now() - cached.at < ROUTE_MTU_CACHE_MS) return cached.mtu;
-  let mtu = 1500;
   try {
-    mtu = (await routeTo(peer)).mtu;
+    const mtu = native().pathMtu(addressRecord(peer, VXLAN_PORT));
+    if (mtu > 0) return mtu;
   } catch {
-    // No route yet: assume Ethernet.
+    // Unreachable or not supported here: ask ip.
   }
-  if (routeMtus.size > 4096) routeMtus.clear();
-  routeMtus.set(peer, { mtu, at: Date.now() });
-  return mtu;
+  try {
+    return (await routeTo(peer)).mtu;
+  } catch {
+    return 1500; // no route yet: assume Ethernet
+  }
 }
 
 /** The inner MTU that fits the underlay towards every peer without fragmenting. */

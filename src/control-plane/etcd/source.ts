@@ -71,6 +71,9 @@ export class EtcdSource implements ControlPlaneSource {
   /** The session running now, if any. */
   private current: Session | undefined;
   private flushQueued = false;
+  /** How long the last session took to register and to read and apply the snapshot (for the log). */
+  private timings: { registerMs: number; snapshotMs: number; snapshotKeys: number } | undefined;
+  private snapshotKeys = 0;
   private wake: (() => void) | undefined;
 
   constructor(private readonly options: EtcdSourceOptions) {
@@ -177,6 +180,7 @@ export class EtcdSource implements ControlPlaneSource {
     const session = new Session();
     this.current = session;
     try {
+      const began = Date.now();
       const grant = await this.client.leaseClient.leaseGrant({ TTL: this.options.ttlSeconds }, callOptions());
       const previousLease = this.leaseId;
       this.leaseId = grant.ID;
@@ -185,7 +189,9 @@ export class EtcdSource implements ControlPlaneSource {
         // Our keys moved to the new lease; the old one would only run out.
         this.client.leaseClient.leaseRevoke({ ID: previousLease }, callOptions()).catch(() => undefined);
       }
+      const registeredAt = Date.now();
       const revision = await this.loadSnapshot();
+      this.timings = { registerMs: registeredAt - began, snapshotMs: Date.now() - registeredAt, snapshotKeys: this.snapshotKeys };
       this.keepAlive(session, grant.ID);
       this.watchFrom(session, revision + 1);
       if (!session.ended) this.markUp();
@@ -202,10 +208,12 @@ export class EtcdSource implements ControlPlaneSource {
     let from = this.prefixBytes;
     let revision: string | undefined;
     this.mirror.clear();
+    this.snapshotKeys = 0;
     for (;;) {
       const page = await this.client.kv.range({ key: from, range_end: end, limit: PAGE_SIZE, revision, sort_order: 'None' }, callOptions());
       revision ??= page.header.revision;
       for (const kv of page.kvs) this.mirror.put(kv.key.toString('utf8'), kv.value);
+      this.snapshotKeys += page.kvs.length;
       if (!page.more || page.kvs.length === 0) break;
       // The next key after the last one read.
       from = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
@@ -362,7 +370,7 @@ export class EtcdSource implements ControlPlaneSource {
     this.scheduleSync(); // changes made while the session was being set up
     const members = this.served.map((vni) => `VNI ${vni}: ${this.mirror.memberCount(vni)}`).join(', ');
     const where = this.options.endpoints.join(',');
-    if (!this.everUp) this.options.log.info({ endpoints: this.options.endpoints, vtep: this.options.vtep }, `etcd ${where}: registered as ${this.options.vtep}; members ${members || 'none'}`);
+    if (!this.everUp) this.options.log.info({ endpoints: this.options.endpoints, vtep: this.options.vtep, ...this.timings }, `etcd ${where}: registered as ${this.options.vtep}; members ${members || 'none'}`);
     else if (wasDown !== undefined) this.options.log.info({ endpoints: this.options.endpoints, downSeconds: Math.round((Date.now() - wasDown) / 1000) }, `etcd ${where}: back after ${Math.round((Date.now() - wasDown) / 1000)} s, caught up; members ${members || 'none'}`);
     this.everUp = true;
   }
