@@ -17,7 +17,7 @@ import { Daemon, StartupError } from './daemon';
 import { ListenError } from './http-server';
 // Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
 import type { MetricsServer } from './metrics';
-import type { ControlPlaneSource } from './control-plane/source';
+import type { RunningControlPlane } from './control-plane/source';
 import type { PreparedEtcd } from './control-plane/attach';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
 
@@ -245,7 +245,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
-  const controlPlane: ControlPlaneSource | undefined = etcdModule && etcd ? etcdModule.attachEtcd(daemon, etcd, log) : undefined;
+  const controlPlane: RunningControlPlane | undefined = etcdModule && etcd ? etcdModule.attachEtcd(daemon, etcd, log) : undefined;
   metrics?.serve(daemon);
 
   const configFile = options.config;

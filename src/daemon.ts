@@ -16,7 +16,7 @@ import { RemoteTable } from './core/remotes';
 import { VXLAN_HEADER_LEN, VXLAN_PORT } from './core/vxlan';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
 import { PeerOrigins } from './control-plane/origins';
-import type { ControlPlaneSource, Origin } from './control-plane/source';
+import type { Origin, RunningControlPlane } from './control-plane/source';
 import { DockerError, dockerNetworkBridge } from './io/docker';
 import {
   attachToBridge,
@@ -96,7 +96,7 @@ export class Daemon {
   /** Who wants each peer (static, etcd, ...); a peer goes when nobody does. */
   readonly peerOrigins = new PeerOrigins();
   /** The fleet control plane (--etcd), if any; for status, metrics and /healthz. */
-  controlPlane: ControlPlaneSource | undefined;
+  controlPlane: RunningControlPlane | undefined;
   /** Told the VNIs served after a network was added or removed (the control plane announces them). */
   onNetworksChanged: (vnis: number[]) => void = () => undefined;
   private readonly mtuRefreshes = new Set<number>();

@@ -273,6 +273,9 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     counterFrom(registry, `tsvtep_${origin}_watch_restarts_total`, `Times the ${origin} session (lease and watch) was started again after a failure.`, [], (emit) =>
       emit({}, controlPlane.status().watchRestarts),
     );
+    counterFrom(registry, `tsvtep_${origin}_mac_moves_total`, `MACs seen to move from one remote VTEP to another through ${origin} (MAC mobility sequence numbers).`, [], (emit) =>
+      emit({}, controlPlane.status().macMoves),
+    );
     counterFrom(registry, `tsvtep_${origin}_skipped_keys_total`, `Keys under the ${origin} prefix skipped, by reason (bad_key, bad_json, bad_address, vni_out_of_range, too_large, over_limit).`, ['reason'], (emit) => {
       for (const [reason, count] of Object.entries(controlPlane.status().skipped)) emit({ reason }, count);
     });

@@ -14,7 +14,7 @@ import { systemClock } from '../core/clock';
 import { ControlPlaneApplier, type DataPlaneTarget } from './apply';
 import { LocalAnnouncer } from './local-announcer';
 import { EtcdSource, type EtcdTls } from './etcd/source';
-import type { ControlPlaneSource } from './source';
+import type { RunningControlPlane } from './source';
 
 /** What the etcd source needs from the host, checked before anything is created. */
 export interface PreparedEtcd {
@@ -30,7 +30,7 @@ export async function prepareEtcd(config: DaemonConfig & { etcd: EtcdConfig }): 
 }
 
 /** Starts the etcd source for daemon and joins the two. */
-export function attachEtcd(daemon: Daemon, prepared: PreparedEtcd, log: Logger): ControlPlaneSource {
+export function attachEtcd(daemon: Daemon, prepared: PreparedEtcd, log: Logger): RunningControlPlane {
   const { config, vtep, tls } = prepared;
   const etcd = config.etcd;
   const source = new EtcdSource({
@@ -51,7 +51,14 @@ export function attachEtcd(daemon: Daemon, prepared: PreparedEtcd, log: Logger):
     setNeighbours: (vni, bindings) => announcer.setNeighbours(vni, bindings),
   };
   const applier = new ControlPlaneApplier(target, 'etcd', log);
-  daemon.controlPlane = source;
+  const running: RunningControlPlane = {
+    status: () => ({ ...source.status(), macMoves: applier.macMoves }),
+    stop: async () => {
+      announcer.stop();
+      await source.stop();
+    },
+  };
+  daemon.controlPlane = running;
   const networksChanged = (vnis: number[]): void => {
     announcer.networksChanged(daemon.engine.allNetworks());
     source.serve(vnis);
@@ -60,12 +67,7 @@ export function attachEtcd(daemon: Daemon, prepared: PreparedEtcd, log: Logger):
   source.onMacLost = (vni, mac) => announcer.macLost(vni, mac);
   networksChanged(daemon.networks().map((n) => n.vni));
   source.start(applier);
-  const stop = source.stop.bind(source);
-  source.stop = async () => {
-    announcer.stop();
-    await stop();
-  };
-  return source;
+  return running;
 }
 
 function readTls(etcd: EtcdConfig): EtcdTls | undefined {

@@ -53,6 +53,8 @@ export interface ControlPlaneStatus {
   readonly members: ReadonlyMap<number, number>;
   /** Sessions (watch and lease) started again after a failure. */
   readonly watchRestarts: number;
+  /** MACs that moved from one remote VTEP to another (MAC mobility), as applied here. */
+  readonly macMoves: number;
   /** Keys or routes skipped as malformed or over a limit, by reason. */
   readonly skipped: Readonly<Record<string, number>>;
   /** Why it is down, in a few words; undefined while up. */
@@ -69,7 +71,14 @@ export interface ControlPlaneSource {
   announceMac(vni: number, mac: string, ips: readonly string[]): void;
   /** That MAC aged out or its network went away. */
   withdrawMac(vni: number, mac: string): void;
+  /** Its state; macMoves is left 0 (the applier counts those, see RunningControlPlane). */
   status(): ControlPlaneStatus;
   /** Withdraws this host's announcements (bounded time) and stops. */
+  stop(): Promise<void>;
+}
+
+/** A source joined to the daemon (attach.ts): what the CLI, metrics and /healthz hold on to. */
+export interface RunningControlPlane {
+  status(): ControlPlaneStatus;
   stop(): Promise<void>;
 }

@@ -10,6 +10,7 @@ import type { Container, Topology } from '../../src/lab/topology';
 import { addressTheSwitch, startEtcd, type EtcdInstance } from '../helpers/etcd';
 import { eventually, network, sendGratuitousArp, status } from '../helpers/hostile';
 import { expectPing, startCapture, useTopology } from '../helpers/lab';
+import { scrape } from '../helpers/metrics';
 
 const VNI = 100;
 
@@ -30,7 +31,7 @@ describe('MAC/IP distribution and ARP suppression through etcd', () => {
   const lab = useTopology({ hosts: 3, ipv6: false, vnis: [VNI] }, async (topology) => {
     etcd = await startEtcd(topology, topology.coreNs, await addressTheSwitch(topology));
     for (const h of topology.hosts) {
-      const args = ['--vni', String(VNI), '--bridge', h.bridges.get(VNI) as string, '--etcd', etcd.url, '--etcd-fdb', '--suppress-arp'];
+      const args = ['--vni', String(VNI), '--bridge', h.bridges.get(VNI) as string, '--etcd', etcd.url, '--etcd-fdb', '--suppress-arp', '--metrics', '127.0.0.1:9477'];
       daemons.push(await startDaemon(topology, h.ns, args));
     }
   });
@@ -103,5 +104,8 @@ describe('MAC/IP distribution and ARP suppression through etcd', () => {
     // Host 2 gave it up: its own announcement is gone from etcd.
     expect(await eventually(async () => !(await (etcd as EtcdInstance).ctl(['get', '--prefix', '--keys-only', `/tsvtep/v1/macs/${VNI}/${moved.mac}/`])).includes(ip(1)), 5_000)).toBe(true);
     expect(daemons[0].log()).toMatch(/moved from 10\.0\.1\.42 to 10\.0\.1\.43/);
+    const samples = await scrape(topology, topology.hosts[0].ns, 'http://127.0.0.1:9477/metrics');
+    expect(samples.value('tsvtep_etcd_mac_moves_total')).toBe(1);
+    expect(samples.value('tsvtep_arp_suppressed_total', { vni: String(VNI) })).toBeGreaterThan(0);
   });
 });

@@ -136,6 +136,7 @@ export class EtcdSource implements ControlPlaneSource {
       up: this.up,
       members,
       watchRestarts: Math.max(0, this.sessions - 1),
+      macMoves: 0,
       skipped: { ...this.mirror.skipped },
       lastError: this.up ? undefined : this.lastError,
     };
