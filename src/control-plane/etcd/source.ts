@@ -59,7 +59,8 @@ export class EtcdSource implements ControlPlaneSource {
   private stopped = false;
   private up = false;
   private everUp = false;
-  private sessions = 0;
+  /** Sessions started again after a failure (not after a resync for a new VNI). */
+  private restarts = 0;
   private lastError: string | undefined;
   /** When the current outage began (logged once per outage). */
   private downSince: number | undefined;
@@ -135,7 +136,7 @@ export class EtcdSource implements ControlPlaneSource {
       origin: 'etcd',
       up: this.up,
       members,
-      watchRestarts: Math.max(0, this.sessions - 1),
+      watchRestarts: this.restarts,
       macMoves: 0,
       skipped: { ...this.mirror.skipped },
       lastError: this.up ? undefined : this.lastError,
@@ -171,12 +172,12 @@ export class EtcdSource implements ControlPlaneSource {
       if (failure) {
         this.markDown(failure);
         await this.sleep(this.backoff.next());
+        if (this.everUp) this.restarts++;
       }
     }
   }
 
   private async session(): Promise<void> {
-    this.sessions++;
     this.registered = new Map();
     const session = new Session();
     this.current = session;
