@@ -28,7 +28,7 @@ async function fdb(topology: Topology, host: number): Promise<FdbRow[]> {
 describe('MAC/IP distribution and ARP suppression through etcd', () => {
   let etcd: EtcdInstance | undefined;
   const daemons: DaemonProcess[] = [];
-  const lab = useTopology({ hosts: 3, ipv6: false, vnis: [VNI] }, async (topology) => {
+  const lab = useTopology({ hosts: 3, ipv6: true, vnis: [VNI] }, async (topology) => {
     etcd = await startEtcd(topology, topology.coreNs, await addressTheSwitch(topology));
     for (const h of topology.hosts) {
       const args = ['--vni', String(VNI), '--bridge', h.bridges.get(VNI) as string, '--etcd', etcd.url, '--etcd-fdb', '--suppress-arp', '--metrics', '127.0.0.1:9477'];
@@ -74,6 +74,23 @@ describe('MAC/IP distribution and ARP suppression through etcd', () => {
     expect(host3.filter((l) => broadcast.test(l) || unicast.test(l)), host3.join('\n')).toEqual([]);
     const after = network(await status(topology, topology.hosts[0].ns), VNI).counters as unknown as { arpSuppressed: number };
     expect(after.arpSuppressed).toBeGreaterThan(before.arpSuppressed ?? 0);
+  });
+
+  it('IPv6: a neighbour solicitation for a known address is answered by host 1 (nd_suppressed)', async () => {
+    const topology = lab();
+    // Each side uses its IPv6 address once, so that its host publishes it.
+    await expectPing(topology, c(1), c(0), 6);
+    expect(
+      await eventually(async () => {
+        const keys = await (etcd as EtcdInstance).ctl(['get', '--prefix', `/tsvtep/v1/macs/${VNI}/${c(1).mac}/`]);
+        return keys.includes(`"${c(1).ip6}"`);
+      }, 10_000),
+    ).toBe(true);
+    await topology.execOk(c(0).ns, ['ip', '-6', 'neigh', 'flush', 'all']);
+    const before = network(await status(topology, topology.hosts[0].ns), VNI).counters as unknown as { ndSuppressed: number };
+    await expectPing(topology, c(0), c(1), 6);
+    const after = network(await status(topology, topology.hosts[0].ns), VNI).counters as unknown as { ndSuppressed: number };
+    expect(after.ndSuppressed).toBeGreaterThan(before.ndSuppressed ?? 0);
   });
 
   it('an unknown IP is still flooded', async () => {
