@@ -3,6 +3,7 @@
 // and keeps its flood list (and the senders it accepts) equal to the others
 // registered there.
 
+import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, startDaemon, type DaemonProcess } from '../../src/lab/process';
 import type { Topology } from '../../src/lab/topology';
@@ -115,5 +116,25 @@ describe('membership through etcd, no --peer', () => {
     await start(topology, 2);
     expect(await eventually(async () => (await peerAddresses(topology, 0)).includes(ip(2)), 3_000)).toBe(true);
     await expectPing(topology, topology.container(0), topology.container(2));
+  });
+});
+
+describe('etcd options on the command line', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', timeout: 15_000 });
+
+  it('usage errors are one line and exit 2', () => {
+    const cases: [string[], string][] = [
+      [['--vni', '100', '--bridge', 'br0', '--etcd-prefix', '/x/'], '--etcd-prefix, --etcd-ttl, --etcd-ca, --etcd-cert, --etcd-key and --etcd-fdb need --etcd URL'],
+      [['--vni', '100', '--bridge', 'br0', '--etcd', '10.0.1.1:2379'], '--etcd: 10.0.1.1:2379 is not an etcd URL'],
+      [['--vni', '100', '--bridge', 'br0', '--etcd', 'http://10.0.1.1:2379', '--suppress-arp'], '--suppress-arp: needs MAC/IP distribution (--etcd-fdb)'],
+      [['--vni', '100', '--bridge', 'br0', '--etcd', 'http://10.0.1.1:2379', '--etcd-ttl', '1'], '--etcd-ttl: must be at least 2'],
+      [['--vni', '100', '--bridge', 'br0'], '--peer: needs at least one peer (--peer ADDRESS), or --etcd URL'],
+    ];
+    for (const [args, message] of cases) {
+      const result = run(args);
+      expect(result.status, result.stderr).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toContain(message);
+    }
   });
 });

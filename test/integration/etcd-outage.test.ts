@@ -9,7 +9,7 @@ import type { Topology } from '../../src/lab/topology';
 import { addressTheSwitch, startEtcd, type EtcdInstance } from '../helpers/etcd';
 import { eventually, sleep } from '../helpers/hostile';
 import { expectPing, useTopology } from '../helpers/lab';
-import { httpRequest, scrape } from '../helpers/metrics';
+import { httpRequest, promtoolCheck, scrape } from '../helpers/metrics';
 
 const VNI = 100;
 const TTL_S = 4;
@@ -48,6 +48,8 @@ describe('etcd unavailable', () => {
     const samples = await metrics(0);
     expect(samples.value('tsvtep_etcd_up')).toBe(1);
     expect(samples.value('tsvtep_etcd_members', { vni: String(VNI) })).toBe(1);
+    const lint = promtoolCheck(samples.text);
+    expect(lint.code, lint.output).toBe(0);
     const health = JSON.parse((await httpRequest(topology, topology.hosts[0].ns, `http://${METRICS}/healthz`)).body) as { controlPlane: { up: boolean } };
     expect(health.controlPlane.up).toBe(true);
     await expectPing(topology, topology.container(0), topology.container(1));
