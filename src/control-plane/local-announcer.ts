@@ -74,6 +74,7 @@ export class LocalAnnouncer {
     for (const { network, observer } of this.observed.values()) {
       const macs = observer.localMacs;
       if (!macs) continue;
+      macs.tick();
       for (const entry of macs.changes()) this.source.announceMac(network.vni, formatMac(entry.macHigh, entry.macLow), ipsOf(entry));
       for (const entry of macs.ageOut(network.fdb.ageingMs)) this.source.withdrawMac(network.vni, formatMac(entry.macHigh, entry.macLow));
     }

@@ -7,6 +7,7 @@
 
 import { ipv6PseudoHeaderSum, sumWords, finishChecksum } from './checksum';
 import { addressRecord } from './address';
+import { copyBytes } from './bytes';
 import { parseMac } from './ethernet';
 import type { LocalMacs } from './local-macs';
 import type { FramePort } from './ports';
@@ -63,13 +64,13 @@ export class NeighbourSuppressor {
     // Ethernet/IPv4 request (opcode 1); not a probe (sender 0.0.0.0) nor gratuitous (sender = target).
     if (bytes[frame + 14] !== 0 || bytes[frame + 15] !== 1 || bytes[frame + 16] !== 0x08 || bytes[frame + 17] !== 0) return false;
     if (bytes[frame + 18] !== 6 || bytes[frame + 19] !== 4 || bytes[frame + 20] !== 0 || bytes[frame + 21] !== 1) return false;
-    const spa = bytes.readUInt32BE(frame + 28);
-    if (spa === 0 || spa === bytes.readUInt32BE(frame + 38)) return false;
+    const spa = bytes.readInt32BE(frame + 28);
+    if (spa === 0 || spa === bytes.readInt32BE(frame + 38)) return false;
     const slot = this.v4.find(bytes, frame + 38);
     if (slot < 0) return false;
     const out = this.frame;
     // Ethernet: to the requester, from the MAC asked for.
-    bytes.copy(out, 0, frame + 6, frame + 12);
+    copyBytes(bytes, frame + 6, frame + 12, out, 0);
     this.v4.writeMac(slot, out, 6);
     out[12] = 0x08;
     out[13] = 0x06;
@@ -77,9 +78,9 @@ export class NeighbourSuppressor {
     out.writeUInt32BE(0x00010800, 14);
     out.writeUInt32BE(0x06040002, 18);
     this.v4.writeMac(slot, out, 22);
-    bytes.copy(out, 28, frame + 38, frame + 42); // sender IP: the one asked for
-    bytes.copy(out, 32, frame + 22, frame + 32); // target: the requester's MAC and IP
-    out.fill(0, 42, ARP_FRAME_LEN);
+    copyBytes(bytes, frame + 38, frame + 42, out, 28); // sender IP: the one asked for
+    copyBytes(bytes, frame + 22, frame + 32, out, 32); // target: the requester's MAC and IP
+    for (let i = 42; i < ARP_FRAME_LEN; i++) out[i] = 0;
     if (!this.write(port, ARP_FRAME_LEN)) return false;
     this.counters.arpSuppressed++;
     return true;
@@ -93,7 +94,7 @@ export class NeighbourSuppressor {
     const slot = this.v6.find(bytes, frame + 62);
     if (slot < 0) return false;
     const out = this.frame;
-    bytes.copy(out, 0, frame + 6, frame + 12);
+    copyBytes(bytes, frame + 6, frame + 12, out, 0);
     this.v6.writeMac(slot, out, 6);
     out[12] = 0x86;
     out[13] = 0xdd;
@@ -102,14 +103,14 @@ export class NeighbourSuppressor {
     out.writeUInt16BE(32, 18);
     out[20] = 58;
     out[21] = 255;
-    bytes.copy(out, 22, frame + 62, frame + 78); // source: the target address
-    bytes.copy(out, 38, frame + 22, frame + 38); // destination: the solicitor
+    copyBytes(bytes, frame + 62, frame + 78, out, 22); // source: the target address
+    copyBytes(bytes, frame + 22, frame + 38, out, 38); // destination: the solicitor
     // ICMPv6 neighbour advertisement: solicited and override flags.
     out[54] = 136;
     out[55] = 0;
     out.writeUInt16BE(0, 56);
     out.writeUInt32BE(0x60000000, 58);
-    bytes.copy(out, 62, frame + 62, frame + 78);
+    copyBytes(bytes, frame + 62, frame + 78, out, 62);
     out[78] = 2;
     out[79] = 1;
     this.v6.writeMac(slot, out, 80);

@@ -28,11 +28,14 @@ export class LocalMacs {
   private readonly keyHigh: Int32Array;
   private readonly keyLow: Uint32Array;
   private readonly lastSeen: Float64Array;
-  private readonly ipv4: Uint32Array;
+  /** Signed, so that addresses stay small integers (no boxing on the data path). */
+  private readonly ipv4: Int32Array;
   private readonly ipv6: Uint8Array;
   /** Bit 0: has IPv4; bit 1: has IPv6; bit 2: changed since the last changes(). */
   private readonly flags: Uint8Array;
   private count = 0;
+  /** The time frames are stamped with, moved on by tick() off the data path: a clock call per frame would allocate. */
+  private readonly now = new Float64Array(1);
 
   constructor(
     readonly capacity: number,
@@ -44,9 +47,15 @@ export class LocalMacs {
     this.keyHigh = new Int32Array(slots).fill(EMPTY);
     this.keyLow = new Uint32Array(slots);
     this.lastSeen = new Float64Array(slots);
-    this.ipv4 = new Uint32Array(slots);
+    this.ipv4 = new Int32Array(slots);
     this.ipv6 = new Uint8Array(slots * 16);
     this.flags = new Uint8Array(slots);
+    this.now[0] = clock.now();
+  }
+
+  /** Moves the time frames are stamped with to now; call every so often (the announcer does, twice a second). */
+  tick(): void {
+    this.now[0] = this.clock.now();
   }
 
   get size(): number {
@@ -77,15 +86,15 @@ export class LocalMacs {
       if (h === high && this.keyLow[slot] === low) break;
       slot = (slot + 1) & this.mask;
     }
-    this.lastSeen[slot] = this.clock.now();
+    this.lastSeen[slot] = this.now[0];
     const type = (bytes[frame + 12] << 8) | bytes[frame + 13];
     if (type === ETHERTYPE_ARP) {
       // Ethernet/IPv4 ARP: the sender's protocol address (gratuitous ARP included).
       if (length >= 42 && bytes[frame + 16] === 0x08 && bytes[frame + 17] === 0 && bytes[frame + 18] === 6 && bytes[frame + 19] === 4) {
-        this.setIpv4(slot, bytes.readUInt32BE(frame + 28));
+        this.setIpv4(slot, bytes.readInt32BE(frame + 28));
       }
     } else if (type === ETHERTYPE_IPV4) {
-      if (length >= 34 && bytes[frame + 14] >> 4 === 4) this.setIpv4(slot, bytes.readUInt32BE(frame + 26));
+      if (length >= 34 && bytes[frame + 14] >> 4 === 4) this.setIpv4(slot, bytes.readInt32BE(frame + 26));
     } else if (type === ETHERTYPE_IPV6) {
       if (length >= 54 && bytes[frame + 14] >> 4 === 6) this.setIpv6(slot, bytes, frame + 22);
     }
@@ -104,7 +113,8 @@ export class LocalMacs {
 
   /** Removes entries not seen for ageingMs; returns them. */
   ageOut(ageingMs: number): LocalMac[] {
-    const now = this.clock.now();
+    this.tick();
+    const now = this.now[0];
     const out: LocalMac[] = [];
     for (let slot = 0; slot <= this.mask; ) {
       if (this.keyHigh[slot] !== EMPTY && now - this.lastSeen[slot] > ageingMs) {
@@ -131,14 +141,14 @@ export class LocalMacs {
     return {
       macHigh: this.keyHigh[slot],
       macLow: this.keyLow[slot],
-      ipv4: (f & 1) !== 0 ? this.ipv4[slot] : undefined,
+      ipv4: (f & 1) !== 0 ? this.ipv4[slot] >>> 0 : undefined,
       ipv6: (f & 2) !== 0 ? Buffer.from(this.ipv6.subarray(slot * 16, slot * 16 + 16)) : undefined,
     };
   }
 
   private setIpv4(slot: number, address: number): void {
     // 0.0.0.0 (DHCP, ARP probes), 255.255.255.255 and multicast are nobody's address.
-    if (address === 0 || address >>> 28 === 0xe || address === 0xffffffff) return;
+    if (address === 0 || address >>> 28 === 0xe || address === -1) return;
     if ((this.flags[slot] & 1) !== 0 && this.ipv4[slot] === address) return;
     this.ipv4[slot] = address;
     this.flags[slot] |= 1 | 4;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { NeighbourSuppressor, TapObserver } from '../../src/core/arp-suppress';
 import { finishChecksum, ipv6PseudoHeaderSum, sumWords } from '../../src/core/checksum';
 import { formatMac } from '../../src/core/ethernet';
+import { systemClock } from '../../src/core/clock';
 import { LocalMacs } from '../../src/core/local-macs';
 import type { FramePort } from '../../src/core/ports';
 
@@ -112,5 +113,35 @@ describe('ARP and ND suppression', () => {
     expect(suppressor.counters.ndSuppressed).toBe(1);
     // From :: (duplicate address detection): not answered.
     expect(suppressor.answer(neighbourSolicitation('02:00:01:00:00:64', Buffer.alloc(16), target), 0, 86, port)).toBe(false);
+  });
+});
+
+describe('on the data path', () => {
+  it('noting frames and answering ARP allocate nothing: a million frames cause no scavenge', async () => {
+    const { PerformanceObserver, constants } = await import('node:perf_hooks');
+    const port = new CapturingPort();
+    port.writeFrames = (_slab, _offsets, _lengths, count, results) => {
+      for (let i = 0; i < count; i++) results[i] = 0;
+      return count;
+    };
+    const suppressor = new NeighbourSuppressor();
+    suppressor.replace([{ ip: '172.18.0.12', mac: '02:00:02:00:00:64' }]);
+    const observer = new TapObserver(port, new LocalMacs(64, systemClock), suppressor);
+    const request = arpRequest('02:00:01:00:00:64', '172.18.0.11', '172.18.0.12');
+    const ipv4 = Buffer.concat([mac('02:00:02:00:00:64'), mac('02:00:01:00:00:65'), Buffer.from([0x08, 0x00, 0x45]), Buffer.alloc(83)]);
+    const run = (frames: number): void => {
+      for (let i = 0; i < frames; i++) observer.fromTap(i & 1 ? request : ipv4, 0, 60);
+    };
+    run(300_000); // warm up: optimised code keeps numbers unboxed
+    let scavenges = 0;
+    const gc = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) if ((entry.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+    });
+    gc.observe({ entryTypes: ['gc'] });
+    run(1_000_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    gc.disconnect();
+    expect(scavenges).toBe(0);
+    expect(suppressor.counters.arpSuppressed).toBe(500_000 + 150_000);
   });
 });
