@@ -14,6 +14,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { NetworkDrops, NetworkFaults, type EngineCounters, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import { RemoteCounters, type Remote } from './core/remotes';
+import type { ControlPlaneStatus } from './control-plane/source';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './core/listen-address';
 import { ListenError, startHttpServer, type HttpServer, type Reply } from './metrics-http';
 import { getLink } from './io/link';
@@ -22,6 +23,8 @@ import { getLink } from './io/link';
 export interface MetricsSource {
   readonly engine: { readonly counters: EngineCounters; allNetworks(): Network[] };
   readonly remotes: { all(): Remote[]; readonly retiredLearned: RemoteCounters };
+  /** The fleet control plane (--etcd or --evpn), if any. */
+  readonly controlPlane?: { status(): ControlPlaneStatus };
 }
 
 /** What the health check looks at: the daemon (or a test's stand-in). */
@@ -30,6 +33,7 @@ export interface HealthSource {
   isUp(): boolean;
   /** The networks in service and their TAPs. */
   networks(): { vni: number; tap: string }[];
+  readonly controlPlane?: { status(): ControlPlaneStatus };
 }
 
 type Labels = Record<string, string>;
@@ -270,6 +274,39 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     });
   }
 
+  counterFrom(registry, 'tsvtep_arp_suppressed_total', 'ARP requests answered here from control-plane bindings instead of flooded (--suppress-arp).', ['vni'], (emit) => {
+    for (const network of networks()) {
+      const counters = network.tapObserver?.suppressor?.counters;
+      if (counters) emit(vniLabel(network), counters.arpSuppressed);
+    }
+  });
+  counterFrom(registry, 'tsvtep_nd_suppressed_total', 'IPv6 neighbour solicitations answered here from control-plane bindings instead of flooded (--suppress-arp).', ['vni'], (emit) => {
+    for (const network of networks()) {
+      const counters = network.tapObserver?.suppressor?.counters;
+      if (counters) emit(vniLabel(network), counters.ndSuppressed);
+    }
+  });
+
+  const controlPlane = source.controlPlane;
+  if (controlPlane) {
+    const origin = controlPlane.status().origin;
+    gaugeFrom(registry, `tsvtep_${origin}_up`, `1 while connected to ${origin}, registered and watching; 0 while forwarding on the last known state.`, [], (emit) =>
+      emit({}, controlPlane.status().up ? 1 : 0),
+    );
+    gaugeFrom(registry, `tsvtep_${origin}_members`, `Other VTEPs registered in ${origin} for the VNI, as last known.`, ['vni'], (emit) => {
+      for (const [vni, count] of controlPlane.status().members) emit({ vni: String(vni) }, count);
+    });
+    counterFrom(registry, `tsvtep_${origin}_watch_restarts_total`, `Times the ${origin} session (lease and watch) was started again after a failure.`, [], (emit) =>
+      emit({}, controlPlane.status().watchRestarts),
+    );
+    counterFrom(registry, `tsvtep_${origin}_mac_moves_total`, `MACs seen to move from one remote VTEP to another through ${origin} (MAC mobility sequence numbers).`, [], (emit) =>
+      emit({}, controlPlane.status().macMoves),
+    );
+    counterFrom(registry, `tsvtep_${origin}_skipped_keys_total`, `Keys under the ${origin} prefix skipped, by reason (bad_key, bad_json, bad_address, vni_out_of_range, too_large, over_limit).`, ['reason'], (emit) => {
+      for (const [reason, count] of Object.entries(controlPlane.status().skipped)) emit({ reason }, count);
+    });
+  }
+
   if (options.defaultMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
     for (const name of DEFAULT_METRICS_LEFT_OUT) registry.removeSingleMetric(name);
@@ -289,6 +326,8 @@ export interface Health {
   status: 'up' | 'down';
   socket: boolean;
   taps: TapHealth[];
+  /** The control plane's state; its being down does not make the daemon down (forwarding goes on with the last state). */
+  controlPlane?: { origin: string; up: boolean; error?: string };
 }
 
 /** The state of a link as TapHealth.state spells it. */
@@ -321,7 +360,10 @@ export async function checkHealth(source: HealthSource, linkState: LinkState = k
   );
   const socket = source.isUp();
   const up = socket && taps.length > 0 && taps.every((t) => t.up);
-  return { status: up ? 'up' : 'down', socket, taps };
+  const health: Health = { status: up ? 'up' : 'down', socket, taps };
+  const controlPlane = source.controlPlane?.status();
+  if (controlPlane) health.controlPlane = { origin: controlPlane.origin, up: controlPlane.up, error: controlPlane.lastError };
+  return health;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';

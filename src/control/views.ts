@@ -31,10 +31,14 @@ export interface FdbView {
   remote: string;
   isStatic: boolean;
   ageSeconds: number;
+  /** learned, static, or the control plane it came from (etcd, ...). */
+  source?: string;
 }
 
 export interface PeerView {
   vnis: number[];
+  /** Where the peer comes from: static (--peer, file, `peer add`), etcd, ... */
+  sources: string[];
   address: string;
   /** A remote accepted with --learn-remotes, not a configured peer. */
   learned: boolean;
@@ -73,8 +77,17 @@ export function statusText(result: NetworksReply): string {
 /** `tsvtep peers`: one row per remote; learned remotes say so. */
 export function peersText(peers: PeerView[]): string {
   return table([
-    ['PEER', 'KIND', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-    ...peers.map((p) => [p.address, p.learned ? 'learned' : 'peer', p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+    ['PEER', 'KIND', 'VNIS', 'SOURCE', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [
+      p.address,
+      p.learned ? 'learned' : 'peer',
+      p.vnis.join(','),
+      p.sources.join(',') || '-',
+      String(p.rxDatagrams),
+      String(p.rxBytes),
+      String(p.txDatagrams),
+      String(p.txBytes),
+    ]),
   ]);
 }
 
@@ -86,7 +99,7 @@ export function fdbText(entries: FdbView[], networks: NetworkView[], vni?: numbe
     // The flood list, shown as the kernel shows it: all-zeros MAC entries.
     for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
     for (const e of entries.filter((x) => x.vni === n.vni)) {
-      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? 'static' : `age ${e.ageSeconds}s`}`);
+      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? (e.source && e.source !== 'static' ? `static ${e.source}` : 'static') : `age ${e.ageSeconds}s`}`);
     }
   }
   return lines.map((line) => `${line}\n`).join('');

@@ -193,8 +193,11 @@ export class Engine {
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP; round++) {
       const n = network.port.readFrames(slab.bytes, slab.slotSize, HEADROOM, slab.slots, slab.lengths);
       const offloaded = network.port.vnetHeader === true;
+      const observer = network.tapObserver;
       for (let i = 0; i < n; i++) {
         const start = i * slab.slotSize + HEADROOM;
+        // The control plane's look at the frame (local MACs, ARP/ND answered here): see arp-suppress.ts.
+        if (observer !== undefined && observer.fromTap(slab.bytes, offloaded ? start + VNET_HDR_LEN : start, offloaded ? slab.lengths[i] - VNET_HDR_LEN : slab.lengths[i])) continue;
         if (offloaded) this.encapsulateOffloaded(network, start, slab.lengths[i]);
         else this.encapsulate(network, start, slab.lengths[i]);
       }
