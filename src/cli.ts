@@ -17,6 +17,8 @@ import { Daemon, StartupError } from './daemon';
 import { ListenError } from './http-server';
 // Loaded only with --metrics: prom-client costs ~12 MB of resident memory.
 import type { MetricsServer } from './metrics';
+// Loaded only with --evpn: gRPC and protobufjs are not small either.
+import type * as Evpn from './control-plane/evpn';
 import { UsageError, numberOption, EXIT_FAILURE, EXIT_USAGE, fail } from './commands/common';
 
 function collect(value: string, previous: string[]): string[] {
@@ -45,6 +47,9 @@ interface DaemonOptions {
   logLevel?: string;
   control?: string;
   metrics?: string;
+  evpn?: string;
+  evpnAsn?: number;
+  evpnRouterId?: string;
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
@@ -94,6 +99,9 @@ function buildProgram(): Command {
     )
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
+    .option('--evpn <addr:port>', "BGP EVPN through gobgpd's gRPC API (e.g. 127.0.0.1:50051): flood lists and remote MACs from type-3/type-2 routes")
+    .addOption(new Option('--evpn-asn <n>', 'AS of the EVPN route targets ASN:VNI (default 65000)').argParser(numberOption('--evpn-asn')))
+    .option('--evpn-router-id <ipv4>', 'router ID in the EVPN route distinguishers (default: the VTEP address)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
@@ -114,6 +122,7 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     logLevel: options.logLevel,
     control: options.control,
     metrics: options.metrics,
+    evpn: options.evpn === undefined ? undefined : { api: options.evpn, asn: options.evpnAsn, routerId: options.evpnRouterId },
   };
 }
 
@@ -171,6 +180,10 @@ function flagName(path: PropertyKey[]): string {
     networks: '--vni',
     control: '--control',
     metrics: '--metrics',
+    api: '--evpn',
+    asn: '--evpn-asn',
+    routerId: '--evpn-router-id',
+    evpn: '--evpn',
   };
   return flags[field] ?? field;
 }
@@ -191,6 +204,16 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let metrics: MetricsServer | undefined;
   let daemon: Daemon;
+  let evpn: Evpn.EvpnControlPlane | undefined;
+  // GoBGP's API files are checked before any TAP exists.
+  const evpnModule = config.evpn ? (require('./control-plane/evpn') as typeof Evpn) : undefined;
+  let evpnApi: ReturnType<typeof Evpn.loadEvpnApi> | undefined;
+  try {
+    evpnApi = evpnModule?.loadEvpnApi();
+  } catch (error) {
+    if (evpnModule && error instanceof evpnModule.ProtoError) fail(EXIT_FAILURE, error.message);
+    throw error;
+  }
   try {
     // Metrics listen first, so a taken port fails before any TAP exists.
     if (config.metrics !== undefined) metrics = await (await import('./metrics')).MetricsServer.start(config.metrics, log);
@@ -200,6 +223,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
+  if (evpnModule && evpnApi && config.evpn) evpn = await evpnModule.EvpnControlPlane.start(daemon, { ...config, evpn: config.evpn }, evpnApi, log);
   metrics?.serve(daemon);
 
   const configFile = options.config;
@@ -213,7 +237,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let control: ControlServer;
   try {
-    control = await ControlServer.start(daemon, endpoint, configFile === undefined ? {} : { reload });
+    control = await ControlServer.start(daemon, endpoint, { ...(configFile === undefined ? {} : { reload }), origins: evpn?.origins });
   } catch (error) {
     daemon.stop();
     if (error instanceof ControlError) fail(EXIT_FAILURE, error.message);
@@ -224,8 +248,11 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     log.info({ signal }, `${signal}: shutting down`);
     control.close();
     metrics?.close();
-    daemon.stop();
-    process.exit(process.exitCode ?? 0);
+    // EVPN withdraws this host's routes first (bounded), so the fabric forgets it at once.
+    void (evpn?.stop() ?? Promise.resolve()).finally(() => {
+      daemon.stop();
+      process.exit(process.exitCode ?? 0);
+    });
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);

@@ -39,7 +39,8 @@ export const networkSchema = z.strictObject({
   /** A Docker bridge network, by name or ID; its bridge is asked of the Docker Engine at start-up. */
   dockerNetwork: z.string().regex(DOCKER_NETWORK, { message: 'not a Docker network name (letters, digits, _ . -)' }).optional(),
   tap: ifName.optional(),
-  peers: z.array(ipAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
+  /** Static peers; with a control plane (evpn) they may be none. */
+  peers: z.array(ipAddress).default([]),
   /**
    * Overlay MTU: the largest inner IP packet sent as one datagram; larger ones
    * get ICMP "too big" or are fragmented. Default: the MTU of the route to the
@@ -59,6 +60,16 @@ export const networkSchema = z.strictObject({
   floodBurst: z.number().int().min(1).max(100_000_000).optional(),
   /** FDB entries that never age and never move. */
   static: z.array(staticEntrySchema).default([]),
+});
+
+/** BGP EVPN through a gobgpd the user runs (src/control-plane/evpn/). */
+export const evpnSchema = z.strictObject({
+  /** gobgpd's gRPC API, host:port (gobgpd -api-hosts; default 127.0.0.1:50051). */
+  api: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'not host:port (e.g. 127.0.0.1:50051)' }),
+  /** The AS of the route targets ASN:VNI; gobgpd's own AS in an iBGP fabric. */
+  asn: z.number().int().min(1).max(65_535).default(65_000),
+  /** BGP router ID, the admin part of the RDs; default: the VTEP address (IPv4). */
+  routerId: z.string().refine((s) => isIP(s) === 4, { error: (issue) => `${String(issue.input)} is not an IPv4 address` }).optional(),
 });
 
 export const configSchema = z
@@ -86,15 +97,26 @@ export const configSchema = z
       .string()
       .refine((s) => typeof parseListenAddress(s) !== 'string', { error: (issue) => String(parseListenAddress(String(issue.input))) })
       .optional(),
+    /** Flood lists and remote MACs from BGP EVPN, next to the static peers. */
+    evpn: evpnSchema.optional(),
     networks: z.array(networkSchema).min(1, { message: 'no networks configured' }),
   })
   .superRefine((config, ctx) => {
     if (config.local && config.dev) {
       ctx.addIssue({ code: 'custom', path: ['local'], message: 'give --local or --dev, not both' });
     }
+    if (config.evpn && !config.local && !config.dev) {
+      ctx.addIssue({ code: 'custom', path: ['evpn'], message: 'needs --local or --dev: the VTEP address EVPN announces' });
+    }
+    if (config.evpn && config.evpn.routerId === undefined && config.local !== undefined && isIP(config.local) !== 4) {
+      ctx.addIssue({ code: 'custom', path: ['evpn', 'routerId'], message: 'needs a router ID (an IPv4 address) with an IPv6 VTEP address' });
+    }
     const vnis = new Set<number>();
     const taps = new Set<string>();
     config.networks.forEach((network, i) => {
+      if (network.peers.length === 0 && !config.evpn) {
+        ctx.addIssue({ code: 'custom', path: ['networks', i, 'peers'], message: 'needs at least one peer (--peer ADDRESS), or --evpn' });
+      }
       if ((network.bridge === undefined) === (network.dockerNetwork === undefined)) {
         ctx.addIssue({
           code: 'custom',
@@ -153,6 +175,7 @@ export const configSchema = z
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type StaticEntry = z.infer<typeof staticEntrySchema>;
 export type DaemonConfig = z.infer<typeof configSchema>;
+export type EvpnConfig = z.infer<typeof evpnSchema>;
 
 /** tsv<vni>: at most 11 characters, inside the kernel's 15. */
 export function defaultTapName(vni: number): string {

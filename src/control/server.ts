@@ -26,6 +26,11 @@ export class ControlError extends Error {}
 export interface ControlHooks {
   /** Re-reads the config file; resolves with the changes made. */
   reload?: () => Promise<string[]>;
+  /** Where peers and FDB entries came from, when a control plane (--evpn) adds some; otherwise all are static or learned. */
+  origins?: {
+    peer(vni: number, address: string): string[];
+    mac(vni: number, mac: string): string | undefined;
+  };
 }
 
 const vniSchema = z.coerce.number().int().min(0).max(0xffffff);
@@ -109,9 +114,11 @@ async function handle(daemon: Daemon, hooks: ControlHooks, request: http.Incomin
     case 'GET /networks':
       return { networks: networksView(daemon), engine: { ...daemon.engine.counters } };
     case 'GET /peers':
-      return { peers: peersView(daemon, vni) };
+      return { peers: peersView(daemon, vni, hooks) };
     case 'GET /fdb':
-      return { entries: daemon.fdbEntries(vni) };
+      return {
+        entries: daemon.fdbEntries(vni).map((e) => ({ ...e, source: hooks.origins?.mac(e.vni, e.mac) ?? (e.isStatic ? 'static' : 'learned') })),
+      };
     case 'POST /peers': {
       const body = parse(peerBody, await readBody(request));
       return { added: daemon.addPeer(body.vni, body.address) };
@@ -153,7 +160,7 @@ function networksView(daemon: Daemon): unknown[] {
 }
 
 /** One row per remote, with the VNIs it is a peer of; counters cover all its VNIs. */
-function peersView(daemon: Daemon, vni: number | undefined): unknown[] {
+function peersView(daemon: Daemon, vni: number | undefined, hooks: ControlHooks): unknown[] {
   const vnisOf = new Map<number, number[]>();
   for (const info of daemon.networks()) {
     if (vni !== undefined && info.vni !== vni) continue;
@@ -162,7 +169,8 @@ function peersView(daemon: Daemon, vni: number | undefined): unknown[] {
   const out: unknown[] = [];
   for (const [id, vnis] of vnisOf) {
     const remote = daemon.remotes.get(id);
-    if (remote) out.push({ address: remote.address, vnis, ...remote.counters });
+    const sources = [...new Set(vnis.flatMap((v) => hooks.origins?.peer(v, remote?.address ?? '') ?? ['static']))].sort();
+    if (remote) out.push({ address: remote.address, vnis, sources, ...remote.counters });
   }
   return out;
 }

@@ -22,11 +22,15 @@ export interface FdbView {
   remote: string;
   isStatic: boolean;
   ageSeconds: number;
+  /** static, learned, or the control plane that installed it (evpn, etcd). */
+  source?: string;
 }
 
 export interface PeerView {
   vnis: number[];
   address: string;
+  /** static and/or the control planes that made it a peer (evpn, etcd). */
+  sources?: string[];
   rxDatagrams: number;
   rxBytes: number;
   txDatagrams: number;
@@ -62,8 +66,8 @@ export function statusText(result: NetworksReply): string {
 /** `tsvtep peers`: one row per remote. */
 export function peersText(peers: PeerView[]): string {
   return table([
-    ['PEER', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-    ...peers.map((p) => [p.address, p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+    ['PEER', 'VNIS', 'SOURCE', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [p.address, p.vnis.join(','), (p.sources ?? ['static']).join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
   ]);
 }
 
@@ -75,7 +79,9 @@ export function fdbText(entries: FdbView[], networks: NetworkView[], vni?: numbe
     // The flood list, shown as the kernel shows it: all-zeros MAC entries.
     for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
     for (const e of entries.filter((x) => x.vni === n.vni)) {
-      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? 'static' : `age ${e.ageSeconds}s`}`);
+      // Entries from a control plane are marked as the kernel marks them (extern_learn), with their source.
+      const kind = e.source !== undefined && e.source !== 'static' && e.source !== 'learned' ? `extern_learn ${e.source}` : e.isStatic ? 'static' : `age ${e.ageSeconds}s`;
+      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${kind}`);
     }
   }
   return lines.map((line) => `${line}\n`).join('');
