@@ -5,7 +5,7 @@
 // failure. Nothing here decides anything.
 
 import type * as GrpcJs from '@grpc/grpc-js';
-import type { GobgpApi } from './proto';
+import { fromProtobufAny, toProtobufAny, type GobgpApi } from './proto';
 import { EVPN_FAMILY, type ApiPath } from './routes';
 
 /** Unary calls give up after this; a gobgpd that does not answer is treated as down. */
@@ -63,7 +63,8 @@ export class GobgpClient implements EvpnRib {
     return new Promise((resolve, reject) => {
       const paths: ApiPath[] = [];
       const stream = this.stream('ListPath', { tableType: 'GLOBAL', family: EVPN_FAMILY }, { deadline: Date.now() + CALL_DEADLINE_MS });
-      stream.on('data', (response: ListPathResponse) => {
+      stream.on('data', (raw: unknown) => {
+        const response = fromProtobufAny(raw) as ListPathResponse;
         for (const path of response.destination?.paths ?? []) if (path.best !== false) paths.push(path);
       });
       stream.on('error', reject);
@@ -79,7 +80,8 @@ export class GobgpClient implements EvpnRib {
       ended = true;
       onEnd(error);
     };
-    stream.on('data', (response: WatchEventResponse) => {
+    stream.on('data', (raw: unknown) => {
+      const response = fromProtobufAny(raw) as WatchEventResponse;
       const paths = response.table?.paths ?? [];
       if (paths.length > 0) onPaths(paths);
     });
@@ -95,7 +97,7 @@ export class GobgpClient implements EvpnRib {
   private unary(method: string, request: unknown): Promise<unknown> {
     const call = (this.client as unknown as Record<string, UnaryCall>)[method].bind(this.client);
     return new Promise((resolve, reject) => {
-      call(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error, response) => (error ? reject(error) : resolve(response)));
+      call(toProtobufAny(request), { deadline: Date.now() + CALL_DEADLINE_MS }, (error, response) => (error ? reject(error) : resolve(response)));
     });
   }
 

@@ -84,9 +84,10 @@ function protobufCodec(root: Protobuf.Root): AnyCodec {
   };
 }
 
-// protobufjs's built-in google.protobuf.Any keeps the field name type_url, where
-// proto-loader (and this module's callers) say typeUrl: translate nested Anys.
-function toProtobufAny(value: unknown): unknown {
+// protobufjs's built-in google.protobuf.Any (which proto-loader uses too) keeps
+// the field name type_url, where every other field is camelCase: callers say
+// typeUrl, and requests and responses are translated here.
+export function toProtobufAny(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(toProtobufAny);
   if (value === null || typeof value !== 'object' || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
   const object = value as Record<string, unknown>;
@@ -94,7 +95,7 @@ function toProtobufAny(value: unknown): unknown {
   return Object.fromEntries(Object.entries(object).map(([key, field]) => [key, toProtobufAny(field)]));
 }
 
-function fromProtobufAny(value: unknown): unknown {
+export function fromProtobufAny(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(fromProtobufAny);
   if (value === null || typeof value !== 'object' || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
   const object = value as Record<string, unknown>;

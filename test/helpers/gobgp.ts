@@ -1,0 +1,105 @@
+// gobgpd (Debian package gobgpd) inside a topology host: a config of its own
+// in a temp directory, its API on the host's loopback, iBGP EVPN sessions
+// with the given neighbours. Started through the topology, so it is stopped by
+// its PID when the topology is destroyed; the directory is removed by stop().
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { stopProcess, type Topology } from '../../src/lab/topology';
+
+export const GOBGP_API = '127.0.0.1:50051';
+export const FABRIC_ASN = 65000;
+
+export interface Gobgpd {
+  ns: string;
+  routerId: string;
+  child(): ChildProcess;
+  log(): string;
+  /** `gobgp global rib -a evpn` as text. */
+  rib(): Promise<string>;
+  /** Resolves once every neighbour's session is established; throws with the state on the deadline. */
+  waitEstablished(deadlineMs?: number): Promise<void>;
+  /** Stops it (SIGTERM by PID) and starts it again with the same config. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The gobgpd config a tsvtep host needs: the fabric's AS, its router ID, EVPN with each neighbour. */
+export function gobgpdConfig(routerId: string, neighbours: string[]): string {
+  return [
+    '[global.config]',
+    `  as = ${FABRIC_ASN}`,
+    `  router-id = "${routerId}"`,
+    `  local-address-list = ["${routerId}"]`,
+    ...neighbours.flatMap((address) => [
+      '',
+      '[[neighbors]]',
+      '  [neighbors.config]',
+      `    neighbor-address = "${address}"`,
+      `    peer-as = ${FABRIC_ASN}`,
+      '  [neighbors.timers.config]',
+      '    connect-retry = 2',
+      '    hold-time = 9',
+      '    keepalive-interval = 3',
+      '  [[neighbors.afi-safis]]',
+      '    [neighbors.afi-safis.config]',
+      '      afi-safi-name = "l2vpn-evpn"',
+    ]),
+    '',
+  ].join('\n');
+}
+
+export async function startGobgpd(topology: Topology, ns: string, routerId: string, neighbours: string[]): Promise<Gobgpd> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsvtep-gobgpd-'));
+  const config = path.join(dir, 'gobgpd.toml');
+  writeFileSync(config, gobgpdConfig(routerId, neighbours));
+  let child: ChildProcess;
+  let log = '';
+  const launch = async (): Promise<void> => {
+    child = topology.spawn(ns, ['gobgpd', '-f', config, '-t', 'toml', '-p', '--api-hosts', GOBGP_API, '--pprof-disable', '-l', 'info']);
+    child.stdout?.setEncoding('utf8');
+    child.stderr?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => (log += d));
+    child.stderr?.on('data', (d: string) => (log += d));
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const answer = await topology.exec(ns, ['gobgp', 'global'], 5_000);
+      if (answer.code === 0) return;
+      if (child.exitCode !== null || Date.now() > end) throw new Error(`gobgpd in ${ns} did not start: ${log.slice(-2000)}`);
+      await sleep(100);
+    }
+  };
+  await launch();
+  const gobgpd: Gobgpd = {
+    ns,
+    routerId,
+    child: () => child,
+    log: () => log,
+    rib: () => topology.execOk(ns, ['gobgp', 'global', 'rib', '-a', 'evpn'], 10_000),
+    async waitEstablished(deadlineMs = 30_000) {
+      const end = Date.now() + deadlineMs;
+      for (;;) {
+        const table = await topology.exec(ns, ['gobgp', 'neighbor'], 5_000);
+        const rows = table.stdout.split('\n').filter((line) => neighbours.some((n) => line.startsWith(n) || line.includes(` ${n} `)));
+        if (rows.length === neighbours.length && rows.every((row) => /Establ/.test(row))) return;
+        if (Date.now() > end) throw new Error(`gobgpd in ${ns}: sessions not established:\n${table.stdout}`);
+        await sleep(250);
+      }
+    },
+    async restart() {
+      await stopProcess(child, 3_000);
+      await launch();
+    },
+    async stop() {
+      await stopProcess(child, 3_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return gobgpd;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
