@@ -19,8 +19,8 @@ export interface Gobgpd {
   log(): string;
   /** `gobgp global rib -a evpn` as text. */
   rib(): Promise<string>;
-  /** Resolves once every neighbour's session is established; throws with the state on the deadline. */
-  waitEstablished(deadlineMs?: number): Promise<void>;
+  /** Resolves once the sessions with these neighbours (default: all) are established; throws with the state on the deadline. */
+  waitEstablished(only?: string[], deadlineMs?: number): Promise<void>;
   /** Stops it (SIGTERM by PID) and starts it again with the same config. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -78,12 +78,12 @@ export async function startGobgpd(topology: Topology, ns: string, routerId: stri
     child: () => child,
     log: () => log,
     rib: () => topology.execOk(ns, ['gobgp', 'global', 'rib', '-a', 'evpn'], 10_000),
-    async waitEstablished(deadlineMs = 30_000) {
+    async waitEstablished(only = neighbours, deadlineMs = 30_000) {
       const end = Date.now() + deadlineMs;
       for (;;) {
         const table = await topology.exec(ns, ['gobgp', 'neighbor'], 5_000);
-        const rows = table.stdout.split('\n').filter((line) => neighbours.some((n) => line.startsWith(n) || line.includes(` ${n} `)));
-        if (rows.length === neighbours.length && rows.every((row) => /Establ/.test(row))) return;
+        const rows = table.stdout.split('\n').filter((line) => only.some((n) => line.trim().startsWith(`${n} `)));
+        if (rows.length === only.length && rows.every((row) => /Establ/.test(row))) return;
         if (Date.now() > end) throw new Error(`gobgpd in ${ns}: sessions not established:\n${table.stdout}`);
         await sleep(250);
       }
