@@ -224,7 +224,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     throw error;
   }
   if (evpnModule && evpnApi && config.evpn) evpn = await evpnModule.EvpnControlPlane.start(daemon, { ...config, evpn: config.evpn }, evpnApi, log);
-  metrics?.serve(daemon);
+  metrics?.serve(daemon, evpn);
 
   const configFile = options.config;
   const reload = async (): Promise<string[]> => {

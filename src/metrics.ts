@@ -24,6 +24,7 @@ import {
   type Reply,
 } from './http-server';
 import { getLink } from './io/link';
+import { controlPlaneHealth, registerControlPlaneMetrics, type ControlPlaneHealth, type ControlPlaneReporter } from './control-plane/metrics';
 
 /** What the collectors read: the daemon (or a test's stand-in). */
 export interface MetricsSource {
@@ -263,6 +264,8 @@ export interface Health {
   status: 'up' | 'down';
   socket: boolean;
   taps: TapHealth[];
+  /** The control plane (--evpn), when there is one; forwarding goes on while it is down. */
+  controlPlane?: ControlPlaneHealth;
 }
 
 /** The state of a link as TapHealth.state spells it. */
@@ -310,6 +313,7 @@ export class MetricsServer {
   private source: (MetricsSource & HealthSource) | undefined;
   private pendingHealth: Promise<Health> | undefined;
   private http: HttpServer | undefined;
+  private controlPlane: ControlPlaneReporter | undefined;
 
   private constructor(private readonly log: Logger) {}
 
@@ -333,9 +337,11 @@ export class MetricsServer {
   }
 
   /** Starts answering from source (the running daemon). */
-  serve(source: MetricsSource & HealthSource): void {
+  serve(source: MetricsSource & HealthSource, controlPlane?: ControlPlaneReporter): void {
     this.source = source;
     this.registry = createMetricsRegistry(source);
+    this.controlPlane = controlPlane;
+    if (controlPlane) registerControlPlaneMetrics(this.registry, controlPlane);
     if (this.http) {
       const { host, port } = this.http.address;
       const where = formatListenAddress(this.http.address);
@@ -358,7 +364,8 @@ export class MetricsServer {
     if (!source) return { status: 503, contentType: JSON_TYPE, body: `${JSON.stringify({ status: 'starting' })}\n` };
     // Concurrent requests share one check (each runs `ip link show` per TAP).
     this.pendingHealth ??= checkHealth(source).finally(() => (this.pendingHealth = undefined));
-    const result = await this.pendingHealth;
+    const result: Health = { ...(await this.pendingHealth) };
+    if (this.controlPlane) result.controlPlane = controlPlaneHealth(this.controlPlane);
     return { status: result.status === 'up' ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(result)}\n` };
   }
 }

@@ -23,6 +23,9 @@ export interface Gobgpd {
   waitEstablished(only?: string[], deadlineMs?: number): Promise<void>;
   /** Stops it (SIGTERM by PID) and starts it again with the same config. */
   restart(): Promise<void>;
+  /** Kills it by PID (SIGKILL: no NOTIFICATION to the neighbours, as in a crash); start() brings it back. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,6 +46,7 @@ export function gobgpdConfig(routerId: string, neighbours: string[]): string {
       '    connect-retry = 2',
       '    hold-time = 9',
       '    keepalive-interval = 3',
+      '    idle-hold-time-after-reset = 1',
       '  [[neighbors.afi-safis]]',
       '    [neighbors.afi-safis.config]',
       '      afi-safi-name = "l2vpn-evpn"',
@@ -51,14 +55,23 @@ export function gobgpdConfig(routerId: string, neighbours: string[]): string {
   ].join('\n');
 }
 
-export async function startGobgpd(topology: Topology, ns: string, routerId: string, neighbours: string[]): Promise<Gobgpd> {
+export async function startGobgpd(
+  topology: Topology,
+  ns: string,
+  routerId: string,
+  neighbours: string[],
+  /** deferStart: written but not started until start(). */
+  options: { deferStart?: boolean } = {},
+): Promise<Gobgpd> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tsvtep-gobgpd-'));
   const config = path.join(dir, 'gobgpd.toml');
   writeFileSync(config, gobgpdConfig(routerId, neighbours));
-  let child: ChildProcess;
+  let child!: ChildProcess;
   let log = '';
+  let launched = false;
   const launch = async (): Promise<void> => {
-    child = topology.spawn(ns, ['gobgpd', '-f', config, '-t', 'toml', '-p', '--api-hosts', GOBGP_API, '--pprof-disable', '-l', 'info']);
+    launched = true;
+    child = topology.spawn(ns, ['gobgpd', '-f', config, '-t', 'toml', '-p', '--api-hosts', GOBGP_API, '--pprof-disable', '-l', process.env.EVPN_DEBUG ? 'debug' : 'info']);
     child.stdout?.setEncoding('utf8');
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (d: string) => (log += d));
@@ -71,11 +84,18 @@ export async function startGobgpd(topology: Topology, ns: string, routerId: stri
       await sleep(100);
     }
   };
-  await launch();
+  if (!options.deferStart) await launch();
   const gobgpd: Gobgpd = {
     ns,
     routerId,
     child: () => child,
+    start: launch,
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
     log: () => log,
     rib: () => topology.execOk(ns, ['gobgp', 'global', 'rib', '-a', 'evpn'], 10_000),
     async waitEstablished(only = neighbours, deadlineMs = 30_000) {
@@ -93,7 +113,7 @@ export async function startGobgpd(topology: Topology, ns: string, routerId: stri
       await launch();
     },
     async stop() {
-      await stopProcess(child, 3_000);
+      if (launched) await stopProcess(child, 3_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
