@@ -84,7 +84,8 @@ describe('EVPN source', () => {
   it('announces a type-3 route per served VNI and a type-2 per local MAC and IP, and withdraws them', async () => {
     const gobgpd = new FakeGobgpd();
     const evpn = source(() => gobgpd);
-    evpn.start(new RecordingSink());
+    const sink = new RecordingSink();
+    evpn.start(sink);
     evpn.serve([100, 200]);
     await vi.advanceTimersByTimeAsync(1);
     evpn.announceMac(100, '02:18:00:00:00:11', ['172.18.0.11']);
@@ -98,7 +99,9 @@ describe('EVPN source', () => {
       ].map((r) => JSON.stringify(r)).sort(),
     );
     evpn.withdrawMac(100, '02:18:00:00:00:11');
+    sink.states.delete(200);
     evpn.serve([100]);
+    expect(sink.states.get(200)).toEqual({ members: new Set(), macs: new Map() }); // the sink forgets VNI 200
     await vi.advanceTimersByTimeAsync(1);
     expect(gobgpd.announced()).toEqual([JSON.stringify({ kind: 'imet', vni: 100, vtep: '10.0.1.1', rd: '10.0.1.1:1' })]);
     await evpn.stop();
@@ -232,6 +235,9 @@ class FakeTarget implements DataPlaneTarget {
   hasNetwork(vni: number): boolean {
     return vni !== 999;
   }
+  forgetNetwork(vni: number): void {
+    this.calls.push(`forget ${vni}`);
+  }
   addPeer(vni: number, address: string, origin: Origin): void {
     if (this.refuse.has(address)) throw new Error(`peer ${address} is an address of this host`);
     this.calls.push(`+peer ${vni} ${address} ${origin}`);
@@ -278,6 +284,6 @@ describe('control-plane state applier', () => {
     applier.replace(100, state(['10.0.1.4'], [['02:00:00:00:00:09', '10.0.1.4']]));
     expect(target.calls).toEqual(['+peer 100 10.0.1.4 evpn', '+mac 100 02:00:00:00:00:09 10.0.1.4 evpn']);
     applier.replace(999, state(['10.0.1.4'], []));
-    expect(target.calls.length).toBe(2);
+    expect(target.calls.slice(2)).toEqual(['forget 999']);
   });
 });

@@ -32,6 +32,7 @@ export class StateApplier implements ControlPlaneSink {
     if (!this.target.hasNetwork(vni)) {
       this.members.delete(vni);
       this.macs.delete(vni);
+      this.target.forgetNetwork(vni);
       return;
     }
     const beforeMembers = this.members.get(vni) ?? new Set<string>();

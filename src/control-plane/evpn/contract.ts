@@ -81,4 +81,6 @@ export interface DataPlaneTarget {
   removeRemoteMac(vni: number, mac: string, origin: Origin): unknown;
   /** Whether the daemon runs vni (a source may lag behind a network just removed). */
   hasNetwork(vni: number): boolean;
+  /** vni is gone: forget what was applied there, so that a network added again starts afresh. */
+  forgetNetwork(vni: number): void;
 }

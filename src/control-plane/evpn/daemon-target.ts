@@ -21,6 +21,11 @@ export class DaemonTarget implements DataPlaneTarget {
     return this.daemon.network(vni) !== undefined;
   }
 
+  forgetNetwork(vni: number): void {
+    for (const key of [...this.peerOrigins.keys()]) if (key.startsWith(`${vni}|`)) this.peerOrigins.delete(key);
+    for (const key of [...this.macOrigins.keys()]) if (key.startsWith(`${vni}|`)) this.macOrigins.delete(key);
+  }
+
   addPeer(vni: number, address: string, origin: Origin): void {
     const key = `${vni}|${canonicalAddress(address)}`;
     const origins = this.peerOrigins.get(key);

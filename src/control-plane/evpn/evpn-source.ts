@@ -14,7 +14,7 @@
 // logged once, when it starts, and once more when it ends.
 
 import { canonicalAddress } from '../../core/address';
-import type { ControlPlaneSink, ControlPlaneSource, ControlPlaneStatus, RemoteMac, VniState } from './contract';
+import { EMPTY_VNI_STATE, type ControlPlaneSink, type ControlPlaneSource, type ControlPlaneStatus, type RemoteMac, type VniState } from './contract';
 import { describeGrpcError, type EvpnRib } from './gobgp-client';
 import {
   decodePath,
@@ -115,6 +115,9 @@ export class EvpnSource implements ControlPlaneSource {
       this.unannounce(imetKey(vni));
       this.rdIndex.delete(vni);
       this.resolved.delete(vni);
+      this.dirty.delete(vni);
+      // The sink forgets what it applied there (the network, and its peers, are gone or going).
+      this.sink?.replace(vni, EMPTY_VNI_STATE);
     }
     for (const vni of wanted) {
       if (this.served.has(vni)) continue;
