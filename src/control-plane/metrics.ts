@@ -7,7 +7,7 @@ import type { ControlPlaneStatus } from './evpn/contract';
 
 /** What a running control plane shows (EvpnControlPlane, or etcd's). */
 export interface ControlPlaneReporter {
-  status(): ControlPlaneStatus & { counters?: { readonly macMoves?: number; readonly announced?: number } };
+  status(): ControlPlaneStatus & { counters?: { readonly announced?: number } };
 }
 
 /** /healthz's view of it: the data plane forwards either way, so it does not make the daemon "down". */
@@ -65,11 +65,9 @@ export function registerControlPlaneMetrics(registry: Registry, reporter: Contro
   counter(`tsvtep_${origin}_routes_skipped_total`, 'Routes or keys skipped as malformed or over a limit, by reason.', ['reason'], (inc) => {
     for (const [reason, count] of Object.entries(reporter.status().skipped)) inc({ reason }, count);
   });
-  if (reporter.status().counters?.macMoves !== undefined) {
-    counter(`tsvtep_${origin}_mac_moves_total`, 'Remote MACs that moved to another VTEP, settled by MAC mobility sequence number.', [], (inc) =>
-      inc({}, reporter.status().counters?.macMoves ?? 0),
-    );
-  }
+  counter(`tsvtep_${origin}_mac_moves_total`, 'Remote MACs that moved to another VTEP, settled by MAC mobility sequence number.', [], (inc) =>
+    inc({}, reporter.status().macMoves),
+  );
   if (reporter.status().counters?.announced !== undefined) {
     gauge(`tsvtep_${origin}_routes_announced`, 'Routes this host announces now (one type-3 per VNI, type-2 per local MAC and IP).', [], (set) =>
       set({}, reporter.status().counters?.announced ?? 0),

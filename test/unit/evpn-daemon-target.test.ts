@@ -43,7 +43,7 @@ describe('the daemon as a control-plane target', () => {
     const daemon = new FakeDaemon();
     const target = new DaemonTarget(daemon as never);
     target.addPeer(100, '10.0.1.43', 'evpn');
-    target.addRemoteMac(100, '02:00:00:00:00:0A', '10.0.1.43', 'evpn');
+    target.putRemoteMac(100, '02:00:00:00:00:0A', '10.0.1.43', 'evpn');
     expect(target.macOriginOf(100, '02:00:00:00:00:0a')).toBe('evpn');
     target.removeRemoteMac(100, '02:00:00:00:00:0b', 'evpn');
     expect(daemon.statics.size).toBe(1);

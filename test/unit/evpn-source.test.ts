@@ -245,7 +245,7 @@ class FakeTarget implements DataPlaneTarget {
   removePeer(vni: number, address: string, origin: Origin): void {
     this.calls.push(`-peer ${vni} ${address} ${origin}`);
   }
-  addRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): void {
+  putRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): void {
     this.calls.push(`+mac ${vni} ${mac} ${vtep} ${origin}`);
   }
   removeRemoteMac(vni: number, mac: string, origin: Origin): void {

@@ -66,7 +66,7 @@ export class StateApplier implements ControlPlaneSink {
     for (const [mac, entry] of state.macs) {
       if (afterMacs.has(mac) || !afterMembers.has(entry.vtep)) continue; // a MAC behind a non-member waits for its type-3
       try {
-        this.target.addRemoteMac(vni, mac, entry.vtep, this.origin);
+        this.target.putRemoteMac(vni, mac, entry.vtep, this.origin);
         afterMacs.set(mac, entry.vtep);
       } catch (error) {
         this.refuse(vni, `${mac} -> ${entry.vtep}`, error);

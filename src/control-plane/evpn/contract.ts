@@ -5,8 +5,9 @@
 // flood-list members and the remote MACs (with IPs and MAC mobility
 // sequence numbers); the daemon's sink applies them next to the static peers.
 // The names and fields here are the same, so that joining the two is
-// replacing this import with '../source'. One addition: DataPlaneTarget
-// carries remote MAC entries too, not only peers.
+// replacing this import with '../source' (issue 14's DataPlaneTarget, in its
+// apply.ts, has the same calls but forgetNetwork, and setNeighbours for ARP/ND
+// suppression).
 
 /** Where a peer or an FDB entry came from; shown by `tsvtep peers` and `fdb show`. */
 export type Origin = 'static' | 'etcd' | 'evpn';
@@ -48,6 +49,8 @@ export interface ControlPlaneStatus {
   readonly members: ReadonlyMap<number, number>;
   /** Sessions started again after a failure. */
   readonly watchRestarts: number;
+  /** MACs that moved from one remote VTEP to another (MAC mobility). */
+  readonly macMoves: number;
   /** Routes skipped as malformed or over a limit, by reason. */
   readonly skipped: Readonly<Record<string, number>>;
   /** Why it is down, in a few words; undefined while up. */
@@ -76,7 +79,7 @@ export interface DataPlaneTarget {
   /** Takes origin off that peer; the peer goes, with its learned entries, once no origin is left. */
   removePeer(vni: number, address: string, origin: Origin): unknown;
   /** Points mac at the peer vtep (which addPeer made a peer first). */
-  addRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): unknown;
+  putRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): unknown;
   /** Removes mac if origin put it there. */
   removeRemoteMac(vni: number, mac: string, origin: Origin): unknown;
   /** Whether the daemon runs vni (a source may lag behind a network just removed). */

@@ -48,7 +48,7 @@ export class DaemonTarget implements DataPlaneTarget {
     this.daemon.removePeer(vni, address);
   }
 
-  addRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): void {
+  putRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): void {
     this.daemon.addStatic(vni, mac, vtep);
     this.macOrigins.set(`${vni}|${mac.toLowerCase()}`, origin);
   }

@@ -151,7 +151,7 @@ export class EvpnSource implements ControlPlaneSource {
   status(): ControlPlaneStatus {
     const members = new Map<number, number>();
     for (const vni of this.served) members.set(vni, this.stateOf(vni).members.size);
-    return { origin: 'evpn', up: this.up, members, watchRestarts: this.watchRestarts, skipped: { ...this.skipped }, lastError: this.up ? undefined : this.lastError };
+    return { origin: 'evpn', up: this.up, members, watchRestarts: this.watchRestarts, macMoves: this.counters.macMoves, skipped: { ...this.skipped }, lastError: this.up ? undefined : this.lastError };
   }
 
   /** The state of a VNI as the sink gets it (also for display). */
