@@ -287,7 +287,7 @@ export class Daemon {
   async reload(next: DaemonConfig): Promise<string[]> {
     const changes: string[] = [];
     const previous = this.applied;
-    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control', 'metrics', 'offload', 'sourcePorts'] as const) {
+    for (const key of ['port', 'local', 'dev', 'dontFragment', 'control', 'metrics', 'offload', 'sourcePorts', 'evpn'] as const) {
       if (JSON.stringify(previous[key]) !== JSON.stringify(next[key])) {
         this.log.warn({ setting: key }, `${key} changed in the file; that takes a restart, keeping the running value`);
       }
@@ -300,7 +300,7 @@ export class Daemon {
       this.log.level = next.logLevel;
       changes.push(`logLevel ${next.logLevel}`);
     }
-    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, metrics: previous.metrics, offload: previous.offload, sourcePorts: previous.sourcePorts, networks: previous.networks };
+    this.applied = { ...next, port: previous.port, local: previous.local, dev: previous.dev, dontFragment: previous.dontFragment, control: previous.control, metrics: previous.metrics, offload: previous.offload, sourcePorts: previous.sourcePorts, evpn: previous.evpn, networks: previous.networks };
 
     const wanted = new Map(next.networks.map((n) => [n.vni, n]));
     for (const old of previous.networks) {

@@ -92,6 +92,24 @@ describe('BGP EVPN through gobgpd, two tsvtep hosts, no --peer', () => {
     expect(await gobgpds[1].rib()).toContain(`[mac:${c1.mac}]`);
   });
 
+  it("announces a container's IP with its MAC once the bridge's neighbour table has it", async () => {
+    const c1 = topology.container(0);
+    const h1 = topology.hosts[0];
+    // A bridge with an address, as Docker's have: the host learns its containers' IPs by ARP.
+    await topology.execOk(h1.ns, ['ip', 'addr', 'add', '172.18.0.1/16', 'dev', h1.bridges.get(VNI) as string]);
+    await topology.execOk(c1.ns, ['ping', '-c', '1', '-W', '2', '172.18.0.1']);
+    await until('host 2 has container 1 with its IP', async () => (await gobgpds[1].rib()).includes(`[mac:${c1.mac}][ip:${c1.ip}]`));
+    await topology.execOk(h1.ns, ['ip', 'addr', 'del', '172.18.0.1/16', 'dev', h1.bridges.get(VNI) as string]);
+  });
+
+  it('skips a route it cannot use (type-3 without a PMSI tunnel) and keeps the flood list as it was', async () => {
+    await topology.execOk(topology.hosts[1].ns, ['gobgp', 'global', 'rib', '-a', 'evpn', 'add', 'multicast', '10.0.1.99', 'etag', '0', 'rd', '10.0.1.99:1', 'rt', '65000:100']);
+    await until('host 1 has the route', async () => (await gobgpds[0].rib()).includes('[ip:10.0.1.99]'));
+    await sleep(500);
+    expect((await peers(0)).map((p) => p.address)).toEqual([topology.hosts[1].underlayIp]);
+    await topology.execOk(topology.hosts[1].ns, ['gobgp', 'global', 'rib', '-a', 'evpn', 'del', 'multicast', '10.0.1.99', 'etag', '0', 'rd', '10.0.1.99:1']);
+  });
+
   it('20 MiB over TCP both ways arrive intact', async () => {
     const [c1, c2] = [topology.container(0), topology.container(1)];
     await expectTransfer(topology, c1, c2, 4);
