@@ -84,7 +84,15 @@ export async function startGobgpd(
       await sleep(100);
     }
   };
-  if (!options.deferStart) await launch();
+  if (!options.deferStart) {
+    try {
+      await launch();
+    } catch (error) {
+      await stopProcess(child, 3_000);
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
   const gobgpd: Gobgpd = {
     ns,
     routerId,
