@@ -127,6 +127,9 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
 }
 
 async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> {
+  if (options.evpn === undefined && (options.evpnAsn !== undefined || options.evpnRouterId !== undefined)) {
+    throw new UsageError('--evpn-asn and --evpn-router-id go with --evpn ADDR:PORT');
+  }
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
