@@ -262,7 +262,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   daemon.onFatal = () => {
     control.close();
     metrics?.close();
-    process.exit(EXIT_FAILURE);
+    void (evpn?.stop() ?? Promise.resolve()).finally(() => process.exit(EXIT_FAILURE));
   };
   process.on('SIGHUP', () => {
     reload().catch((error: unknown) => {

@@ -138,4 +138,19 @@ describe('BGP EVPN through gobgpd, two tsvtep hosts, no --peer', () => {
     await until('host 1 has host 2 again', async () => (await peers(0)).length === 1);
     await expectPing(topology, topology.container(0), topology.container(1), 4);
   });
+
+  it('a tsvtep killed without withdrawing finds its old routes in gobgpd when it starts again, and deletes those no longer true', async () => {
+    const c1 = topology.container(0);
+    await until('host 2 has container 1 from EVPN', async () => (await fdb(1)).some((e) => e.mac === c1.mac && e.source === 'evpn'));
+    const killed = new Promise((resolve) => daemons[0].child.once('exit', resolve));
+    daemons[0].child.kill('SIGKILL');
+    await killed;
+    // Container 1 leaves host 1 while its tsvtep is down; gobgpd still has its route.
+    await topology.execOk(c1.ns, ['ip', 'link', 'del', 'eth0']);
+    expect(await gobgpds[0].rib()).toContain(`[mac:${c1.mac}]`);
+    daemons[0] = await startVtep(0);
+    await until('host 1 deleted the stale route', async () => !(await gobgpds[0].rib()).includes(`[mac:${c1.mac}]`));
+    await until('host 2 no longer has container 1', async () => !(await fdb(1)).some((e) => e.mac === c1.mac && e.source === 'evpn'));
+    expect((await peers(1)).map((p) => p.address)).toEqual([topology.hosts[0].underlayIp]);
+  });
 });

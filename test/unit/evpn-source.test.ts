@@ -205,6 +205,20 @@ describe('EVPN source', () => {
     await evpn.stop();
   });
 
+  it("deletes this host's paths that gobgpd still has from an earlier run, and keeps the others'", async () => {
+    const gobgpd = new FakeGobgpd();
+    const stale = macIpPath(codec, me, 100, 1, '02:18:00:00:00:99', undefined, 0);
+    gobgpd.listing = [inclusiveMulticastPath(codec, me, 100, 1), stale, fromPeer(macIpPath(codec, host2, 100, 1, '02:18:00:00:00:22', undefined, 0))];
+    const evpn = source(() => gobgpd);
+    evpn.serve([100]);
+    evpn.start(new RecordingSink());
+    await vi.advanceTimersByTimeAsync(20);
+    expect(gobgpd.deleted.map((p) => decodePath(codec, p))).toEqual([
+      { kind: 'macip', vni: 100, vtep: '10.0.1.1', rd: '10.0.1.1:1', mac: '02:18:00:00:00:99', ip: undefined, seq: 0 },
+    ]);
+    await evpn.stop();
+  });
+
   it('says where gobgpd comes from when it was never reachable', async () => {
     const evpn = source(() => Object.assign(new FakeGobgpd(), { unreachable: true }));
     evpn.start(new RecordingSink());

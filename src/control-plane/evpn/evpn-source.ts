@@ -213,6 +213,8 @@ export class EvpnSource implements ControlPlaneSource {
         for (const path of [...this.own.values()]) await rpc.addPath(path);
         const listed = await rpc.listPaths();
         if (this.rpc !== rpc) return;
+        await this.withdrawStale(rpc, listed);
+        if (this.rpc !== rpc) return;
         this.rib = new Map();
         this.importPaths(listed, false);
         for (const paths of queued) this.importPaths(paths, false);
@@ -223,6 +225,26 @@ export class EvpnSource implements ControlPlaneSource {
         this.sessionFailed(rpc, error);
       }
     })();
+  }
+
+  /**
+   * This host's paths in gobgpd that it no longer announces: left by an earlier
+   * tsvtep that did not stop cleanly (gobgpd keeps API paths until deleted), or
+   * withdrawn while gobgpd did not answer. Deleted, so the fabric forgets them.
+   */
+  private async withdrawStale(rpc: EvpnRib, listed: ApiPath[]): Promise<void> {
+    const { codec, originator } = this.options;
+    const wanted = new Set<string>();
+    for (const path of this.own.values()) {
+      const route = decodePath(codec, path);
+      if (route.kind !== 'skip') wanted.add(routeKey(route));
+    }
+    for (const path of listed) {
+      if (!isLocalPath(path)) continue;
+      const route = decodePath(codec, path);
+      if (route.kind === 'skip' || route.vtep !== originator.vtep || wanted.has(routeKey(route))) continue;
+      await rpc.deletePath({ family: path.family ?? undefined, nlri: path.nlri, pattrs: path.pattrs });
+    }
   }
 
   private sessionUp(): void {
