@@ -20,6 +20,7 @@ import type { ControlServer } from './control/server';
 import type { Daemon } from './daemon';
 import type { MetricsServer } from './metrics';
 import type { PreparedEtcd } from './control-plane/attach';
+import type { PreparedEvpn } from './control-plane/attach-evpn';
 
 function collect(value: string, previous: string[]): string[] {
   return previous.concat(value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
@@ -56,6 +57,9 @@ interface DaemonOptions {
   etcdCert?: string;
   etcdKey?: string;
   etcdFdb?: boolean;
+  evpn?: string;
+  evpnAsn?: number;
+  evpnRouterId?: string;
   suppressArp?: boolean;
 }
 
@@ -119,7 +123,10 @@ function buildProgram(): Command {
     .option('--etcd-cert <file>', 'client certificate for etcd')
     .option('--etcd-key <file>', 'client key for etcd')
     .option('--etcd-fdb', 'publish the MACs and IPs behind this host in etcd and install the other hosts\' (no flooding to find them)')
-    .option('--suppress-arp', 'answer ARP and IPv6 neighbour solicitations for IPs known from etcd instead of flooding them (needs --etcd-fdb)')
+    .option('--evpn <addr:port>', "BGP EVPN through gobgpd's gRPC API (e.g. 127.0.0.1:50051): flood lists and remote MACs from type-3/type-2 routes (not with --etcd)")
+    .addOption(new Option('--evpn-asn <n>', 'AS of the EVPN route targets ASN:VNI (default 65000)').argParser(numberOption('--evpn-asn')))
+    .option('--evpn-router-id <ipv4>', 'router ID in the EVPN route distinguishers (default: the VTEP address)')
+    .option('--suppress-arp', 'answer ARP and IPv6 neighbour solicitations for IPs known from etcd or EVPN instead of flooding them (needs --etcd-fdb or --evpn)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
@@ -143,6 +150,7 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     controlTokenFile: options.controlTokenFile,
     metrics: options.metrics,
     etcd: etcdOverride(options),
+    evpn: options.evpn === undefined ? undefined : { api: options.evpn, asn: options.evpnAsn, routerId: options.evpnRouterId },
     suppressArp: options.suppressArp,
   };
 }
@@ -159,6 +167,9 @@ function etcdOverride(options: DaemonOptions): Record<string, unknown> | undefin
 }
 
 async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> {
+  if (options.evpn === undefined && (options.evpnAsn !== undefined || options.evpnRouterId !== undefined)) {
+    throw new UsageError('--evpn-asn and --evpn-router-id go with --evpn ADDR:PORT');
+  }
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
@@ -220,6 +231,10 @@ function flagName(path: PropertyKey[]): string {
     control: '--control',
     controlTokenFile: '--control-token-file',
     metrics: '--metrics',
+    api: '--evpn',
+    asn: '--evpn-asn',
+    routerId: '--evpn-router-id',
+    evpn: '--evpn',
   };
   return flags[field] ?? field;
 }
@@ -257,11 +272,14 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let metrics: MetricsServer | undefined;
   let daemon: Daemon;
-  // Loaded only with --etcd: the gRPC client is heavy. Its files and address are checked before any TAP exists.
+  // Loaded only with --etcd or --evpn: their clients are heavy. Files and addresses are checked before any TAP exists.
   const etcdModule = config.etcd !== undefined ? await import('./control-plane/attach') : undefined;
+  const evpnModule = config.evpn !== undefined ? await import('./control-plane/attach-evpn') : undefined;
   let etcd: PreparedEtcd | undefined;
+  let evpn: PreparedEvpn | undefined;
   try {
     if (etcdModule && config.etcd) etcd = await etcdModule.prepareEtcd({ ...config, etcd: config.etcd });
+    if (evpnModule && config.evpn) evpn = await evpnModule.prepareEvpn({ ...config, evpn: config.evpn });
   } catch (error) {
     if (error instanceof StartupError) fail(EXIT_FAILURE, error.message);
     throw error;
@@ -275,7 +293,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
-  const controlPlane = etcdModule && etcd ? etcdModule.attachEtcd(daemon, etcd, log) : undefined;
+  const controlPlane = etcdModule && etcd ? etcdModule.attachEtcd(daemon, etcd, log) : evpnModule && evpn ? evpnModule.attachEvpn(daemon, evpn, log) : undefined;
   metrics?.serve(daemon.metricsSource());
 
   const configFile = options.config;
@@ -310,21 +328,24 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     throw error;
   }
 
+  const withdraw = (): Promise<unknown> =>
+    controlPlane ? Promise.race([controlPlane.stop(), new Promise((resolve) => setTimeout(resolve, 2_000))]) : Promise.resolve();
   const shutdown = (signal: NodeJS.Signals): void => {
     log.info({ signal }, `${signal}: shutting down`);
     control.close();
     metrics?.close();
-    daemon.stop();
-    // Withdrawing from the control plane takes a round trip; it is bounded, and a stuck one only means the lease runs out.
-    const withdrawn = controlPlane ? Promise.race([controlPlane.stop(), new Promise((resolve) => setTimeout(resolve, 1_500))]) : Promise.resolve();
-    void withdrawn.finally(() => process.exit(process.exitCode ?? 0));
+    // The control plane withdraws this host first (bounded: a stuck one only means a lease or route runs out), so the fleet forgets it at once.
+    void withdraw().finally(() => {
+      daemon.stop();
+      process.exit(process.exitCode ?? 0);
+    });
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   daemon.onFatal = () => {
     control.close();
     metrics?.close();
-    process.exit(EXIT_FAILURE);
+    void withdraw().finally(() => process.exit(EXIT_FAILURE));
   };
   process.on('SIGHUP', () => {
     reload().catch((error: unknown) => {

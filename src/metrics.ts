@@ -14,6 +14,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { NetworkDrops, NetworkFaults, type EngineCounters, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import { RemoteCounters, type Remote } from './core/remotes';
+import { controlPlaneHealth, registerControlPlaneMetrics, type ControlPlaneHealth } from './control-plane/metrics';
 import type { ControlPlaneStatus } from './control-plane/source';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './core/listen-address';
 import { ListenError, startHttpServer, type HttpServer, type Reply } from './metrics-http';
@@ -287,25 +288,7 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     }
   });
 
-  const controlPlane = source.controlPlane;
-  if (controlPlane) {
-    const origin = controlPlane.status().origin;
-    gaugeFrom(registry, `tsvtep_${origin}_up`, `1 while connected to ${origin}, registered and watching; 0 while forwarding on the last known state.`, [], (emit) =>
-      emit({}, controlPlane.status().up ? 1 : 0),
-    );
-    gaugeFrom(registry, `tsvtep_${origin}_members`, `Other VTEPs registered in ${origin} for the VNI, as last known.`, ['vni'], (emit) => {
-      for (const [vni, count] of controlPlane.status().members) emit({ vni: String(vni) }, count);
-    });
-    counterFrom(registry, `tsvtep_${origin}_watch_restarts_total`, `Times the ${origin} session (lease and watch) was started again after a failure.`, [], (emit) =>
-      emit({}, controlPlane.status().watchRestarts),
-    );
-    counterFrom(registry, `tsvtep_${origin}_mac_moves_total`, `MACs seen to move from one remote VTEP to another through ${origin} (MAC mobility sequence numbers).`, [], (emit) =>
-      emit({}, controlPlane.status().macMoves),
-    );
-    counterFrom(registry, `tsvtep_${origin}_skipped_keys_total`, `Keys under the ${origin} prefix skipped, by reason (bad_key, bad_json, bad_address, vni_out_of_range, too_large, over_limit).`, ['reason'], (emit) => {
-      for (const [reason, count] of Object.entries(controlPlane.status().skipped)) emit({ reason }, count);
-    });
-  }
+  if (source.controlPlane) registerControlPlaneMetrics(registry, source.controlPlane);
 
   if (options.defaultMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
@@ -327,7 +310,7 @@ export interface Health {
   socket: boolean;
   taps: TapHealth[];
   /** The control plane's state; its being down does not make the daemon down (forwarding goes on with the last state). */
-  controlPlane?: { origin: string; up: boolean; error?: string };
+  controlPlane?: ControlPlaneHealth;
 }
 
 /** The state of a link as TapHealth.state spells it. */
@@ -361,8 +344,7 @@ export async function checkHealth(source: HealthSource, linkState: LinkState = k
   const socket = source.isUp();
   const up = socket && taps.length > 0 && taps.every((t) => t.up);
   const health: Health = { status: up ? 'up' : 'down', socket, taps };
-  const controlPlane = source.controlPlane?.status();
-  if (controlPlane) health.controlPlane = { origin: controlPlane.origin, up: controlPlane.up, error: controlPlane.lastError };
+  if (source.controlPlane) health.controlPlane = controlPlaneHealth(source.controlPlane);
   return health;
 }
 

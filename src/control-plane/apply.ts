@@ -118,6 +118,17 @@ export class ControlPlaneApplier implements ControlPlaneSink {
     }
   }
 
+  /**
+   * vni is no longer served (its network was removed or restarted): forget
+   * what was applied there, so that the network, if added again, gets every
+   * member and MAC again.
+   */
+  forget(vni: number): void {
+    this.applied.delete(vni);
+    this.appliedMacs.delete(vni);
+    for (const key of [...this.refused]) if (key.startsWith(`${vni}/`)) this.refused.delete(key);
+  }
+
   /** Members this applier made peers of vni. */
   members(vni: number): ReadonlySet<string> {
     return this.applied.get(vni) ?? new Set();

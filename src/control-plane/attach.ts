@@ -1,6 +1,5 @@
-// Starts the configured control-plane source and joins it to the daemon: the
-// applier feeds the daemon's peers from it, and the daemon tells it which
-// VNIs it serves. Loaded only with --etcd: the gRPC client is heavy.
+// Starts the etcd source and joins it to the daemon (join.ts). Loaded only
+// with --etcd: the etcd client is heavy.
 
 import { readFileSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
@@ -11,10 +10,8 @@ import type { DaemonConfig, EtcdConfig } from '../config';
 import type { Daemon } from '../daemon';
 import { StartupError } from '../startup-errors';
 import { deviceAddress, routeTo } from '../io/link';
-import { systemClock } from '../core/clock';
-import { ControlPlaneApplier, type DataPlaneTarget } from './apply';
-import { LocalAnnouncer } from './local-announcer';
 import { EtcdSource, type EtcdTls } from './etcd/source';
+import { joinControlPlane } from './join';
 import type { RunningControlPlane } from './source';
 
 /** What the etcd source needs from the host, checked before anything is created. */
@@ -42,31 +39,7 @@ export function attachEtcd(daemon: Daemon, prepared: PreparedEtcd, log: Logger):
     tls,
     log: log.child({ controlPlane: 'etcd' }),
   });
-  const announcer = new LocalAnnouncer(source, { fdb: etcd.fdb, suppressArp: config.suppressArp, clock: systemClock });
-  const target: DataPlaneTarget = {
-    addPeer: (vni, address, origin) => daemon.addPeer(vni, address, origin),
-    removePeer: (vni, address, origin) => daemon.removePeer(vni, address, origin),
-    hasNetwork: (vni) => daemon.hasNetwork(vni),
-    putRemoteMac: (vni, mac, vtep, origin) => daemon.putRemoteMac(vni, mac, vtep, origin),
-    removeRemoteMac: (vni, mac, origin) => daemon.removeRemoteMac(vni, mac, origin),
-    setNeighbours: (vni, bindings) => announcer.setNeighbours(vni, bindings),
-  };
-  const applier = new ControlPlaneApplier(target, 'etcd', log);
-  const running: RunningControlPlane = {
-    status: () => ({ ...source.status(), macMoves: applier.macMoves }),
-    stop: async () => {
-      announcer.stop();
-      await source.stop();
-    },
-  };
-  daemon.controlPlane = running;
-  source.onMacLost = (vni, mac) => announcer.macLost(vni, mac);
-  daemon.watchNetworks((networks) => {
-    announcer.networksChanged(networks);
-    source.serve(networks.map((n) => n.vni));
-  });
-  source.start(applier);
-  return running;
+  return joinControlPlane(daemon, source, { fdb: etcd.fdb, suppressArp: config.suppressArp }, log);
 }
 
 function readTls(etcd: EtcdConfig): EtcdTls | undefined {

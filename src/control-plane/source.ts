@@ -1,6 +1,6 @@
 // The contract between a fleet control plane and the daemon.
 //
-// A control-plane source (etcd today, BGP EVPN next) tells the daemon, per
+// A control-plane source (etcd or BGP EVPN) tells the daemon, per
 // VNI it serves, two things: the VTEPs that are members of the VNI (its flood
 // list, and the addresses VXLAN is accepted from) and the MACs, with their
 // IPs, that live behind those VTEPs. It also announces this host: the VNIs it
@@ -59,6 +59,8 @@ export interface ControlPlaneStatus {
   readonly skipped: Readonly<Record<string, number>>;
   /** Why it is down, in a few words; undefined while up. */
   readonly lastError: string | undefined;
+  /** What this host announces now (EVPN routes), where the source counts them. */
+  readonly announced?: number;
 }
 
 export interface ControlPlaneSource {
@@ -71,6 +73,8 @@ export interface ControlPlaneSource {
   announceMac(vni: number, mac: string, ips: readonly string[]): void;
   /** That MAC aged out or its network went away. */
   withdrawMac(vni: number, mac: string): void;
+  /** Told when a MAC this host announced was taken over by another VTEP with a higher sequence number (it moved there). */
+  onMacLost: (vni: number, mac: string) => void;
   /** Its state; macMoves is left 0 (the applier counts those, see RunningControlPlane). */
   status(): ControlPlaneStatus;
   /** Withdraws this host's announcements (bounded time) and stops. */

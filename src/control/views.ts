@@ -99,7 +99,9 @@ export function fdbText(entries: FdbView[], networks: NetworkView[], vni?: numbe
     // The flood list, shown as the kernel shows it: all-zeros MAC entries.
     for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
     for (const e of entries.filter((x) => x.vni === n.vni)) {
-      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? (e.source && e.source !== 'static' ? `static ${e.source}` : 'static') : `age ${e.ageSeconds}s`}`);
+      // Entries from a control plane are marked as the kernel marks them (extern_learn), with their source.
+      const kind = e.source !== undefined && e.source !== 'static' && e.source !== 'learned' ? `extern_learn ${e.source}` : e.isStatic ? 'static' : `age ${e.ageSeconds}s`;
+      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${kind}`);
     }
   }
   return lines.map((line) => `${line}\n`).join('');

@@ -67,7 +67,7 @@ describe('hostile keys under the etcd prefix', () => {
     expect(
       await eventually(async () => {
         const s = await samples();
-        const skipped = (reason: string) => s.value('tsvtep_etcd_skipped_keys_total', { reason });
+        const skipped = (reason: string) => s.value('tsvtep_etcd_skipped_total', { reason });
         return skipped('bad_json') === 1 && skipped('bad_address') === 3 && skipped('vni_out_of_range') === 1 && skipped('bad_key') === 1;
       }, 5_000),
       (await samples()).text.split('\n').filter((l) => l.includes('etcd')).join('\n'),
@@ -95,7 +95,7 @@ describe('hostile keys under the etcd prefix', () => {
     expect(
       await eventually(async () => {
         const s = await samples();
-        return s.value('tsvtep_etcd_members', { vni: String(VNI) }) === 4096 && s.value('tsvtep_etcd_skipped_keys_total', { reason: 'over_limit' }) > 0;
+        return s.value('tsvtep_etcd_members', { vni: String(VNI) }) === 4096 && s.value('tsvtep_etcd_skipped_total', { reason: 'over_limit' }) > 0;
       }, 60_000),
     ).toBe(true);
     expect(daemons[0].child.exitCode).toBeNull();

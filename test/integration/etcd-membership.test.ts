@@ -126,7 +126,7 @@ describe('etcd options on the command line', () => {
     const cases: [string[], string][] = [
       [['--vni', '100', '--bridge', 'br0', '--etcd-prefix', '/x/'], '--etcd-prefix, --etcd-ttl, --etcd-ca, --etcd-cert, --etcd-key and --etcd-fdb need --etcd URL'],
       [['--vni', '100', '--bridge', 'br0', '--etcd', '10.0.1.1:2379'], '--etcd: 10.0.1.1:2379 is not an etcd URL'],
-      [['--vni', '100', '--bridge', 'br0', '--etcd', 'http://10.0.1.1:2379', '--suppress-arp'], '--suppress-arp: needs MAC/IP distribution (--etcd-fdb)'],
+      [['--vni', '100', '--bridge', 'br0', '--etcd', 'http://10.0.1.1:2379', '--suppress-arp'], '--suppress-arp: needs MAC/IP distribution (--etcd-fdb or --evpn)'],
       [['--vni', '100', '--bridge', 'br0', '--etcd', 'http://10.0.1.1:2379', '--etcd-ttl', '1'], '--etcd-ttl: must be at least 2'],
       [['--vni', '100', '--bridge', 'br0'], '--peer: needs at least one peer (--peer ADDRESS), or --etcd URL'],
     ];

@@ -63,9 +63,9 @@ describe('etcd unavailable', () => {
     const during = ping(topology, topology.container(0), topology.container(1).ip, { count: 40, intervalS: 0.5 });
     expect(await eventually(async () => (await metrics(0)).value('tsvtep_etcd_up') === 0, 15_000)).toBe(true);
     const health = await httpRequest(topology, topology.hosts[0].ns, `http://${METRICS}/healthz`);
-    const body = JSON.parse(health.body) as { status: string; controlPlane: { up: boolean; error?: string } };
+    const body = JSON.parse(health.body) as { status: string; controlPlane: { up: boolean; lastError?: string } };
     expect(body.controlPlane.up).toBe(false);
-    expect(body.controlPlane.error).toBeTruthy();
+    expect(body.controlPlane.lastError).toBeTruthy();
     // The data plane is fine: the health check says so.
     expect(health.status).toBe(200);
     // A host that starts while etcd is away runs, with no peers yet.
@@ -85,7 +85,7 @@ describe('etcd unavailable', () => {
     const samples = await metrics(0);
     expect(samples.value('tsvtep_etcd_up')).toBe(1);
     expect(samples.value('tsvtep_etcd_members', { vni: String(VNI) })).toBe(2);
-    expect(samples.value('tsvtep_etcd_watch_restarts_total')).toBeGreaterThanOrEqual(1);
+    expect(samples.value('tsvtep_etcd_session_restarts_total')).toBeGreaterThanOrEqual(1);
     for (const host of [0, 1]) {
       const daemon = daemons.get(host) as DaemonProcess;
       expect(outageLines(daemon), daemon.log()).toHaveLength(1);

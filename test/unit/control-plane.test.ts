@@ -63,6 +63,21 @@ describe('applying a control-plane state', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('10.0.1.41 refused');
   });
+
+  it('applies everything again to a network that was removed and added back (forget)', () => {
+    const daemon = new FakeDaemon();
+    const applier = new ControlPlaneApplier(daemon, 'evpn', quiet);
+    const entry: RemoteMac = { mac: '02:00:02:00:00:64', vtep: '10.0.1.42', ips: [], seq: 0 };
+    const full = { members: new Set(['10.0.1.42']), macs: new Map([[entry.mac, entry]]) };
+    applier.replace(100, full);
+    // The network goes with its peers and entries; the daemon forgets them itself.
+    daemon.macs.clear();
+    applier.forget(100);
+    expect(applier.members(100).size).toBe(0);
+    applier.replace(100, full);
+    expect(daemon.calls).toEqual(['+10.0.1.42', '+10.0.1.42']);
+    expect(daemon.macs.get(entry.mac)).toBe('10.0.1.42');
+  });
 });
 
 describe('applying remote MACs', () => {
