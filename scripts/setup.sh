@@ -28,6 +28,12 @@ PACKAGES=(
   "docker.io dockerd"             # Docker networks by name
   "busybox-static busybox"        # the containers' image in the Docker tests
   "prometheus promtool"           # the metrics' exposition format
+  "etcd-server etcd"              # the etcd control plane's tests and bench:etcd
+  "etcd-client etcdctl"           # etcd tests: reading and writing keys by hand
+  "openssl openssl"               # etcd TLS tests: a CA and client certificates
+  "gobgpd gobgpd"                 # BGP EVPN (--evpn) tests: gobgpd and the gobgp CLI
+  "golang-github-osrg-gobgp-dev gobgpd"  # GoBGP's API .proto files, read by --evpn (no command of its own)
+  "frr vtysh"                     # EVPN interop tests: FRR's zebra and bgpd with kernel vxlan
   # building the native addon from source (node-gyp), and the hostile-peer scripts
   "python3 python3"
   "make make"

@@ -19,6 +19,8 @@ import type { DaemonConfig } from './config';
 import type { ControlServer } from './control/server';
 import type { Daemon } from './daemon';
 import type { MetricsServer } from './metrics';
+import type { PreparedEtcd } from './control-plane/attach';
+import type { PreparedEvpn } from './control-plane/attach-evpn';
 
 function collect(value: string, previous: string[]): string[] {
   return previous.concat(value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
@@ -48,6 +50,17 @@ interface DaemonOptions {
   control?: string;
   controlTokenFile?: string;
   metrics?: string;
+  etcd: string[];
+  etcdPrefix?: string;
+  etcdTtl?: number;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdFdb?: boolean;
+  evpn?: string;
+  evpnAsn?: number;
+  evpnRouterId?: string;
+  suppressArp?: boolean;
 }
 
 /** Flags that describe one network; with --config the file describes networks. */
@@ -103,6 +116,17 @@ function buildProgram(): Command {
     .option('--control <path|addr:port>', 'control interface: Unix socket path or loopback address (default /run/tsvtep/…)')
     .option('--control-token-file <file>', 'with --control ADDR:PORT: read the bearer token from this file (default: a new one in /run/tsvtep/)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics and /healthz, e.g. 127.0.0.1:9477 or [::1]:9477 (default off)')
+    .addOption(new Option('--etcd <url>', 'etcd endpoint(s) of the fleet, e.g. http://10.0.1.1:2379; repeat or comma-separate: peers come from there').argParser(collect).default([]))
+    .option('--etcd-prefix <prefix>', 'etcd key prefix (default /tsvtep/)')
+    .addOption(new Option('--etcd-ttl <seconds>', 'etcd lease TTL: a stopped host leaves within it (default 10)').argParser(numberOption('--etcd-ttl')))
+    .option('--etcd-ca <file>', 'CA certificate for etcd over TLS (https:// endpoints)')
+    .option('--etcd-cert <file>', 'client certificate for etcd')
+    .option('--etcd-key <file>', 'client key for etcd')
+    .option('--etcd-fdb', 'publish the MACs and IPs behind this host in etcd and install the other hosts\' (no flooding to find them)')
+    .option('--evpn <addr:port>', "BGP EVPN through gobgpd's gRPC API (e.g. 127.0.0.1:50051): flood lists and remote MACs from type-3/type-2 routes (not with --etcd)")
+    .addOption(new Option('--evpn-asn <n>', 'AS of the EVPN route targets ASN:VNI (default 65000)').argParser(numberOption('--evpn-asn')))
+    .option('--evpn-router-id <ipv4>', 'router ID in the EVPN route distinguishers (default: the VTEP address)')
+    .option('--suppress-arp', 'answer ARP and IPv6 neighbour solicitations for IPs known from etcd or EVPN instead of flooding them (needs --etcd-fdb or --evpn)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .action(async (options: DaemonOptions) => runDaemon(options));
   registerControlCommands(program);
@@ -125,10 +149,27 @@ function overrides(options: DaemonOptions): Record<string, unknown> {
     control: options.control,
     controlTokenFile: options.controlTokenFile,
     metrics: options.metrics,
+    etcd: etcdOverride(options),
+    evpn: options.evpn === undefined ? undefined : { api: options.evpn, asn: options.evpnAsn, routerId: options.evpnRouterId },
+    suppressArp: options.suppressArp,
   };
 }
 
+/** The etcd section the flags describe, if --etcd is given. */
+function etcdOverride(options: DaemonOptions): Record<string, unknown> | undefined {
+  const others = [options.etcdPrefix, options.etcdTtl, options.etcdCa, options.etcdCert, options.etcdKey, options.etcdFdb].some((v) => v !== undefined);
+  if (options.etcd.length === 0) {
+    if (others) throw new UsageError('--etcd-prefix, --etcd-ttl, --etcd-ca, --etcd-cert, --etcd-key and --etcd-fdb need --etcd URL');
+    return undefined;
+  }
+  const section = { endpoints: options.etcd, prefix: options.etcdPrefix, ttlSeconds: options.etcdTtl, ca: options.etcdCa, cert: options.etcdCert, key: options.etcdKey, fdb: options.etcdFdb };
+  return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
+}
+
 async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> {
+  if (options.evpn === undefined && (options.evpnAsn !== undefined || options.evpnRouterId !== undefined)) {
+    throw new UsageError('--evpn-asn and --evpn-router-id go with --evpn ADDR:PORT');
+  }
   if (options.config !== undefined) {
     const given = NETWORK_FLAGS.filter((flag) => options[flag] !== undefined);
     if (given.length > 0 || options.peer.length > 0) {
@@ -165,6 +206,11 @@ async function configFromOptions(options: DaemonOptions): Promise<DaemonConfig> 
 /** Maps config field paths back to the flags that set them. */
 function flagName(path: PropertyKey[]): string {
   if (path.includes('peers')) return '--peer';
+  if (path[0] === 'suppressArp') return '--suppress-arp';
+  if (path[0] === 'etcd') {
+    const etcdFlags: Record<string, string> = { endpoints: '--etcd', prefix: '--etcd-prefix', ttlSeconds: '--etcd-ttl', ca: '--etcd-ca', cert: '--etcd-cert', key: '--etcd-key', fdb: '--etcd-fdb' };
+    return etcdFlags[String(path[1])] ?? '--etcd';
+  }
   const field = String(path[path.length - 1]);
   const flags: Record<string, string> = {
     vni: '--vni',
@@ -185,6 +231,10 @@ function flagName(path: PropertyKey[]): string {
     control: '--control',
     controlTokenFile: '--control-token-file',
     metrics: '--metrics',
+    api: '--evpn',
+    asn: '--evpn-asn',
+    routerId: '--evpn-router-id',
+    evpn: '--evpn',
   };
   return flags[field] ?? field;
 }
@@ -222,6 +272,18 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let metrics: MetricsServer | undefined;
   let daemon: Daemon;
+  // Loaded only with --etcd or --evpn: their clients are heavy. Files and addresses are checked before any TAP exists.
+  const etcdModule = config.etcd !== undefined ? await import('./control-plane/attach') : undefined;
+  const evpnModule = config.evpn !== undefined ? await import('./control-plane/attach-evpn') : undefined;
+  let etcd: PreparedEtcd | undefined;
+  let evpn: PreparedEvpn | undefined;
+  try {
+    if (etcdModule && config.etcd) etcd = await etcdModule.prepareEtcd({ ...config, etcd: config.etcd });
+    if (evpnModule && config.evpn) evpn = await evpnModule.prepareEvpn({ ...config, evpn: config.evpn });
+  } catch (error) {
+    if (error instanceof StartupError) fail(EXIT_FAILURE, error.message);
+    throw error;
+  }
   try {
     // Metrics listen first, so a taken port fails before any TAP exists.
     if (config.metrics !== undefined) metrics = await (await import('./metrics')).MetricsServer.start(config.metrics, log);
@@ -231,6 +293,7 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     if (error instanceof StartupError || error instanceof ListenError) fail(EXIT_FAILURE, error.message);
     throw error;
   }
+  const controlPlane = etcdModule && etcd ? etcdModule.attachEtcd(daemon, etcd, log) : evpnModule && evpn ? evpnModule.attachEvpn(daemon, evpn, log) : undefined;
   metrics?.serve(daemon.metricsSource());
 
   const configFile = options.config;
@@ -265,19 +328,24 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
     throw error;
   }
 
+  const withdraw = (): Promise<unknown> =>
+    controlPlane ? Promise.race([controlPlane.stop(), new Promise((resolve) => setTimeout(resolve, 2_000))]) : Promise.resolve();
   const shutdown = (signal: NodeJS.Signals): void => {
     log.info({ signal }, `${signal}: shutting down`);
     control.close();
     metrics?.close();
-    daemon.stop();
-    process.exit(process.exitCode ?? 0);
+    // The control plane withdraws this host first (bounded: a stuck one only means a lease or route runs out), so the fleet forgets it at once.
+    void withdraw().finally(() => {
+      daemon.stop();
+      process.exit(process.exitCode ?? 0);
+    });
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   daemon.onFatal = () => {
     control.close();
     metrics?.close();
-    process.exit(EXIT_FAILURE);
+    void withdraw().finally(() => process.exit(EXIT_FAILURE));
   };
   process.on('SIGHUP', () => {
     reload().catch((error: unknown) => {

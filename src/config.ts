@@ -47,7 +47,8 @@ export const networkSchema = z.strictObject({
   /** A Docker bridge network, by name or ID; its bridge is asked of the Docker Engine at start-up. */
   dockerNetwork: z.string().regex(DOCKER_NETWORK, { message: 'not a Docker network name (letters, digits, _ . -)' }).optional(),
   tap: ifName.optional(),
-  peers: z.array(peerAddress).min(1, { message: 'needs at least one peer (--peer ADDRESS)' }),
+  /** Static peers; with a control plane (etcd, evpn), its members are added to these. */
+  peers: z.array(peerAddress).default([]),
   /**
    * Overlay MTU: the largest inner IP packet sent as one datagram; larger ones
    * get ICMP "too big" or are fragmented. Default: the MTU of the route to the
@@ -69,6 +70,57 @@ export const networkSchema = z.strictObject({
   floodBurst: z.number().int().min(1).max(100_000_000).optional(),
   /** FDB entries that never age and never move. */
   static: z.array(staticEntrySchema).default([]),
+});
+
+/** An etcd client URL: http://10.0.1.1:2379 or https://etcd.example:2379. */
+const etcdEndpoint = z.string().refine(
+  (s) => {
+    try {
+      const url = new URL(s);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && (url.pathname === '/' || url.pathname === '') && !url.search;
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `${String(issue.input)} is not an etcd URL (http://ADDRESS:2379 or https://HOST:2379)` },
+);
+
+export const etcdSchema = z
+  .strictObject({
+    endpoints: z.array(etcdEndpoint).min(1, { message: 'needs at least one endpoint (--etcd http://ADDRESS:2379)' }),
+    /** Every key tsvtep reads or writes starts with this. */
+    prefix: z
+      .string()
+      .regex(/^\/[\x21-\x7e]{0,200}$/, { message: 'must start with / and be printable ASCII without spaces' })
+      .transform((p) => (p.endsWith('/') ? p : `${p}/`))
+      .default('/tsvtep/'),
+    /** Lease TTL: a host that stops (or loses etcd) leaves the others' peer lists within this. */
+    ttlSeconds: z.number().int().min(2, { message: 'must be at least 2' }).max(3600, { message: 'must be at most 3600' }).default(10),
+    /** TLS: CA certificate file, and this host's client certificate and key files. */
+    ca: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** Publish the MACs (and IPs) behind our TAP, install the others' as remote entries. */
+    fdb: z.boolean().default(false),
+  })
+  .superRefine((etcd, ctx) => {
+    if ((etcd.cert === undefined) !== (etcd.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [etcd.cert === undefined ? 'cert' : 'key'], message: 'give a client certificate and its key together (--etcd-cert and --etcd-key)' });
+    }
+    const tls = etcd.ca !== undefined || etcd.cert !== undefined;
+    etcd.endpoints.forEach((endpoint, i) => {
+      const https = endpoint.startsWith('https:');
+      if (tls && !https) ctx.addIssue({ code: 'custom', path: ['endpoints', i], message: `${endpoint}: TLS options need https:// endpoints` });
+    });
+  });
+/** BGP EVPN through a gobgpd the user runs (src/control-plane/evpn/). */
+export const evpnSchema = z.strictObject({
+  /** gobgpd's gRPC API, host:port (gobgpd -api-hosts; default 127.0.0.1:50051). */
+  api: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'not host:port (e.g. 127.0.0.1:50051)' }),
+  /** The AS of the route targets ASN:VNI; gobgpd's own AS in an iBGP fabric. */
+  asn: z.number().int().min(1).max(65_535).default(65_000),
+  /** BGP router ID, the admin part of the RDs; default: the VTEP address (IPv4). */
+  routerId: z.string().refine((s) => isIP(s) === 4, { error: (issue) => `${String(issue.input)} is not an IPv4 address` }).optional(),
 });
 
 export const configSchema = z
@@ -98,11 +150,30 @@ export const configSchema = z
       .string()
       .refine((s) => typeof parseListenAddress(s) !== 'string', { error: (issue) => String(parseListenAddress(String(issue.input))) })
       .optional(),
+    /** Flood lists and remote MACs from BGP EVPN, next to the static peers. */
+    evpn: evpnSchema.optional(),
     networks: z.array(networkSchema).min(1, { message: 'no networks configured' }),
+    /** The fleet's etcd: membership (peers) from there; see control-plane/etcd. */
+    etcd: etcdSchema.optional(),
+    /** Answer ARP requests and IPv6 neighbour solicitations for IPs the control plane knows (needs etcd.fdb or evpn). */
+    suppressArp: z.boolean().default(false),
   })
   .superRefine((config, ctx) => {
+    if (config.suppressArp && !config.etcd?.fdb && !config.evpn) {
+      ctx.addIssue({ code: 'custom', path: ['suppressArp'], message: 'needs MAC/IP distribution (--etcd-fdb or --evpn)' });
+    }
+    // One control-plane source at a time: each would own the flood lists and remote MACs.
+    if (config.etcd && config.evpn) {
+      ctx.addIssue({ code: 'custom', path: ['evpn'], message: 'give --etcd or --evpn, not both (one control plane at a time)' });
+    }
     if (config.local && config.dev) {
       ctx.addIssue({ code: 'custom', path: ['local'], message: 'give --local or --dev, not both' });
+    }
+    if (config.evpn && !config.local && !config.dev) {
+      ctx.addIssue({ code: 'custom', path: ['evpn'], message: 'needs --local or --dev: the VTEP address EVPN announces' });
+    }
+    if (config.evpn && config.evpn.routerId === undefined && config.local !== undefined && isIP(config.local) !== 4) {
+      ctx.addIssue({ code: 'custom', path: ['evpn', 'routerId'], message: 'needs a router ID (an IPv4 address) with an IPv6 VTEP address' });
     }
     const vnis = new Set<number>();
     const taps = new Set<string>();
@@ -123,6 +194,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['networks', i, 'tap'], message: `TAP ${tap} is used by two networks` });
       }
       taps.add(tap);
+      if (network.peers.length === 0 && config.etcd === undefined && config.evpn === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['networks', i, 'peers'], message: 'needs at least one peer (--peer ADDRESS), or --etcd URL or --evpn ADDR:PORT' });
+      }
       const seen = new Set<string>();
       const staticMacs = new Set<string>();
       network.static.forEach((entry, j) => {
@@ -165,6 +239,8 @@ export const configSchema = z
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type StaticEntry = z.infer<typeof staticEntrySchema>;
 export type DaemonConfig = z.infer<typeof configSchema>;
+export type EtcdConfig = z.infer<typeof etcdSchema>;
+export type EvpnConfig = z.infer<typeof evpnSchema>;
 
 /** tsv<vni>: at most 11 characters, inside the kernel's 15. */
 export function defaultTapName(vni: number): string {

@@ -11,13 +11,15 @@ import type { Logger } from 'pino';
 import { canonicalAddress } from './core/address';
 import { systemClock, type Clock } from './core/clock';
 import { Engine } from './core/engine';
-import { parseMac } from './core/ethernet';
+import { formatMac, parseMac } from './core/ethernet';
 import { Fdb } from './core/fdb';
 import { Network } from './core/network';
 import { ipv4Broadcast, peerAddressProblem } from './core/peer-address';
 import { TokenBucket } from './core/rate-limit';
 import { RemoteTable } from './core/remotes';
 import { defaultTapName, type DaemonConfig, type NetworkConfig } from './config';
+import { PeerOrigins } from './control-plane/origins';
+import type { Origin, RunningControlPlane } from './control-plane/source';
 import { ChangeError, type ControlApi } from './control/api';
 import { fdbViews, networkViews, peerAddresses, peerViews } from './control/snapshot';
 import type { EngineView, FdbView, NetworkInfo, NetworkView, PeerView } from './control/views';
@@ -64,6 +66,15 @@ export class Daemon implements ControlApi {
   private applied: DaemonConfig;
   private readonly engine: Engine;
   private readonly remotes: RemoteTable;
+  /** Who wants each peer (static, etcd, evpn); a peer goes when nobody does. */
+  private readonly peerOrigins = new PeerOrigins();
+  /** The fleet control plane (--etcd or --evpn), if any; for status, metrics and /healthz. */
+  controlPlane: RunningControlPlane | undefined;
+  /** See watchNetworks. */
+  private networksListener: (networks: Network[]) => void = () => undefined;
+  private readonly mtuRefreshes = new Set<number>();
+  /** Where each FDB entry that is not learned came from, per VNI: mac -> origin. */
+  private readonly entryOrigins = new Map<number, Map<string, Origin>>();
   /** Called after an I/O failure stopped the daemon; the CLI closes what else it runs and exits 1. */
   onFatal: () => void = () => {
     process.exitCode = 1;
@@ -150,7 +161,21 @@ export class Daemon implements ControlApi {
 
   /** What the metrics collectors and the health check read. */
   metricsSource(): MetricsSource & HealthSource {
-    return { engine: this.engine, remotes: this.remotes, isUp: () => this.isUp(), networks: () => this.networks() };
+    return { engine: this.engine, remotes: this.remotes, isUp: () => this.isUp(), networks: () => this.networks(), controlPlane: this.controlPlane };
+  }
+
+  /**
+   * Tells listener the networks served now, and again after each one added or
+   * removed: the control plane puts its TAP observer on them and announces
+   * their VNIs. One listener.
+   */
+  watchNetworks(listener: (networks: Network[]) => void): void {
+    this.networksListener = listener;
+    listener(this.servedNetworks());
+  }
+
+  private servedNetworks(): Network[] {
+    return [...this.running.values()].map((r) => r.network);
   }
 
   isUp(): boolean {
@@ -182,8 +207,15 @@ export class Daemon implements ControlApi {
     const network = new Network(config.vni, fdb, tap);
     network.floodLimiter = floodLimiter(config.floodRate, config.floodBurst, this.clock);
     network.learnedRemotes.limit = config.maxRemotes;
-    for (const peer of config.peers) network.addPeer(this.remotes.add(peer).id);
-    for (const entry of config.static) this.putStatic(network, entry.mac, entry.remote);
+    for (const peer of config.peers) {
+      const remote = this.remotes.add(peer);
+      network.addPeer(remote.id);
+      this.peerOrigins.add(config.vni, remote.address, 'static');
+    }
+    for (const entry of config.static) {
+      this.putStatic(network, entry.mac, entry.remote);
+      this.originsOf(config.vni).set(entry.mac.toLowerCase(), 'static');
+    }
     network.overlayMtu = config.mtu ?? (await overlayMtuTowards(config.peers));
     this.engine.addNetwork(network);
     const info: NetworkInfo = { vni: config.vni, bridge, tap: tap.name, tapMtu, overlayMtu: network.overlayMtu, peers: [] };
@@ -202,6 +234,7 @@ export class Daemon implements ControlApi {
         `VNI ${config.vni}: overlay MTU ${network.overlayMtu}: bigger IPv4 packets with DF and IPv6 get ICMP "too big", other IPv4 is fragmented (an MTU of ${network.overlayMtu} on the containers avoids both)`,
       );
     }
+    this.networksListener(this.servedNetworks());
   }
 
   /** Stops forwarding for a VNI and removes its TAP. */
@@ -214,38 +247,78 @@ export class Daemon implements ControlApi {
       this.log.warn({ vni, err: (error as Error).message }, `VNI ${vni}: ${(error as Error).message}`),
     );
     this.applied = { ...this.applied, networks: this.applied.networks.filter((n) => n.vni !== vni) };
+    this.peerOrigins.forgetNetwork(vni);
+    this.entryOrigins.delete(vni);
     this.pruneRemotes();
     this.log.info({ vni }, `VNI ${vni}: removed (${running.tap.name} deleted)`);
+    this.networksListener(this.servedNetworks());
   }
 
-  addPeer(vni: number, address: string): boolean {
+  hasNetwork(vni: number): boolean {
+    return this.running.has(vni);
+  }
+
+  /** Makes address a peer of vni on behalf of origin; false if it already was one. */
+  addPeer(vni: number, address: string, origin: Origin = 'static'): boolean {
     const { network } = this.requireNetwork(vni);
     const problem = peerAddressProblem(address);
     if (problem !== undefined) throw new ChangeError(`${address} ${problem}`, 'invalid');
     refuseOwnAddress(vni, address, ChangeError);
     const remote = this.remotes.add(checkAddress(address));
+    this.peerOrigins.add(vni, remote.address, origin);
     if (network.isPeer(remote.id)) return false;
     network.addPeer(remote.id);
     this.refreshOverlayMtu(vni);
-    this.log.info({ vni, peer: remote.address }, `VNI ${vni}: peer ${remote.address} added`);
+    this.log[origin === 'static' ? 'info' : 'debug']({ vni, peer: remote.address, origin }, `VNI ${vni}: peer ${remote.address} added (${origin})`);
     return true;
   }
 
-  removePeer(vni: number, address: string): boolean {
+  /**
+   * Takes origin's claim off the peer; the peer (and what was learned behind
+   * it) goes once no origin wants it. False if origin did not have it as a peer.
+   */
+  removePeer(vni: number, address: string, origin: Origin = 'static'): boolean {
     const { network } = this.requireNetwork(vni);
     const id = this.remoteId(address);
-    if (id < 0 || !network.isPeer(id)) return false;
+    const canonical = canonicalAddress(address);
+    if (id < 0 || !network.isPeer(id) || !this.peerOrigins.of(vni, canonical).includes(origin)) return false;
+    const stillWanted = this.peerOrigins.remove(vni, canonical, origin);
+    if (stillWanted > 0) {
+      this.log.info({ vni, peer: canonical, origin }, `VNI ${vni}: peer ${canonical} no longer ${origin}; kept (${this.peerOrigins.of(vni, canonical).join(', ')})`);
+      return true;
+    }
     network.removePeer(id);
     this.pruneRemotes();
     this.refreshOverlayMtu(vni);
-    this.log.info({ vni, peer: canonicalAddress(address) }, `VNI ${vni}: peer ${canonicalAddress(address)} removed`);
+    this.log[origin === 'static' ? 'info' : 'debug']({ vni, peer: canonical, origin }, `VNI ${vni}: peer ${canonical} removed (${origin})`);
     return true;
+  }
+
+  /**
+   * An FDB entry from a control plane: mac behind vtep (a peer), never aged or
+   * moved by learning. A static entry of the user's for the same MAC wins.
+   */
+  putRemoteMac(vni: number, mac: string, vtep: string, origin: Origin): void {
+    const { network } = this.requireNetwork(vni);
+    const origins = this.originsOf(vni);
+    if (origins.get(mac) === 'static') return;
+    this.putStatic(network, mac, vtep);
+    origins.set(mac, origin);
+  }
+
+  removeRemoteMac(vni: number, mac: string, origin: Origin): void {
+    const origins = this.originsOf(vni);
+    if (origins.get(mac) !== origin) return;
+    origins.delete(mac);
+    const parsed = parseMac(mac);
+    if (parsed) this.running.get(vni)?.network.fdb.remove(parsed.high, parsed.low);
   }
 
   /** Adds or replaces a static FDB entry; the remote must be a peer of the VNI. */
   addStatic(vni: number, mac: string, remoteAddress: string): void {
     const { network } = this.requireNetwork(vni);
     this.putStatic(network, mac, remoteAddress);
+    this.originsOf(vni).set(mac.toLowerCase(), 'static');
     this.log.info({ vni, mac, remote: remoteAddress }, `VNI ${vni}: static entry ${mac} -> ${remoteAddress}`);
   }
 
@@ -253,7 +326,14 @@ export class Daemon implements ControlApi {
     const { network } = this.requireNetwork(vni);
     const parsed = parseMac(mac);
     if (!parsed) throw new ChangeError(`${mac} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+    this.originsOf(vni).delete(formatMac(parsed.high, parsed.low));
     return network.fdb.remove(parsed.high, parsed.low);
+  }
+
+  private originsOf(vni: number): Map<string, Origin> {
+    let origins = this.entryOrigins.get(vni);
+    if (!origins) this.entryOrigins.set(vni, (origins = new Map()));
+    return origins;
   }
 
   /**
@@ -316,11 +396,11 @@ export class Daemon implements ControlApi {
   }
 
   peerViews(vni?: number): PeerView[] {
-    return peerViews(this.running.values(), this.remotes, vni);
+    return peerViews(this.running.values(), this.remotes, vni, (v, address) => this.peerOrigins.of(v, address));
   }
 
   fdbViews(vni?: number): FdbView[] {
-    return fdbViews(this.running.values(), this.remotes, vni);
+    return fdbViews(this.running.values(), this.remotes, vni, (v, mac) => this.entryOrigins.get(v)?.get(mac));
   }
 
   // ------------------------------------------------------------ internals
@@ -425,15 +505,20 @@ export class Daemon implements ControlApi {
     }
   }
 
+  /** Recomputes the VNI's overlay MTU soon; a burst of peer changes (a control plane's) is one refresh. */
   private refreshOverlayMtu(vni: number): void {
     const running = this.running.get(vni);
-    if (!running || running.config.mtu !== undefined) return;
-    overlayMtuTowards(peerAddresses(running.network, this.remotes))
-      .then((mtu) => {
-        running.network.overlayMtu = mtu;
-        running.info.overlayMtu = mtu;
-      })
-      .catch(() => undefined);
+    if (!running || running.config.mtu !== undefined || this.mtuRefreshes.has(vni)) return;
+    this.mtuRefreshes.add(vni);
+    setImmediate(() => {
+      this.mtuRefreshes.delete(vni);
+      overlayMtuTowards(peerAddresses(running.network, this.remotes))
+        .then((mtu) => {
+          running.network.overlayMtu = mtu;
+          running.info.overlayMtu = mtu;
+        })
+        .catch(() => undefined);
+    });
   }
 
   private onTapReadable(network: Network, tap: TapDevice, errno: number): void {
@@ -509,17 +594,37 @@ function floodLimiter(rate: number, burst: number | undefined, clock: Clock): To
 /** A peer that is an address of this host would send every flooded frame back to us. */
 function refuseOwnAddress(vni: number, peer: string, error: new (message: string) => Error): void {
   const canonical = checkAddress(peer);
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const local of addresses ?? []) {
-      if (canonicalAddress(local.address) === canonical) {
-        throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
-      }
-      const prefix = Number(local.cidr?.split('/')[1]);
-      if (local.family === 'IPv4' && ipv4Broadcast(local.address, prefix) === canonical) {
-        throw new error(`VNI ${vni}: peer ${peer} is the broadcast address of ${local.cidr} (give the address of the other host)`);
+  const { addresses, broadcasts } = ownAddresses();
+  if (addresses.has(canonical)) {
+    throw new error(`VNI ${vni}: peer ${peer} is an address of this host (the peers are the other hosts)`);
+  }
+  const cidr = broadcasts.get(canonical);
+  if (cidr !== undefined) {
+    throw new error(`VNI ${vni}: peer ${peer} is the broadcast address of ${cidr} (give the address of the other host)`);
+  }
+}
+
+/**
+ * This host's addresses and the IPv4 broadcast addresses of its subnets (with
+ * their CIDR), read at most once a second: a control plane adds thousands of
+ * peers at once.
+ */
+let ownAddressCache: { at: number; addresses: Set<string>; broadcasts: Map<string, string> } | undefined;
+function ownAddresses(): { addresses: Set<string>; broadcasts: Map<string, string> } {
+  if (ownAddressCache === undefined || Date.now() - ownAddressCache.at > 1_000) {
+    const addresses = new Set<string>();
+    const broadcasts = new Map<string, string>();
+    for (const list of Object.values(networkInterfaces())) {
+      for (const local of list ?? []) {
+        addresses.add(canonicalAddress(local.address));
+        const prefix = Number(local.cidr?.split('/')[1]);
+        const broadcast = local.family === 'IPv4' ? ipv4Broadcast(local.address, prefix) : undefined;
+        if (broadcast !== undefined && local.cidr) broadcasts.set(broadcast, local.cidr);
       }
     }
+    ownAddressCache = { at: Date.now(), addresses, broadcasts };
   }
+  return ownAddressCache;
 }
 
 function checkAddress(address: string): string {

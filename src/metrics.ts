@@ -14,6 +14,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { EngineDrops, NetworkDrops, NetworkFaults, type EngineCounters, type EngineDropReason, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import { RemoteCounters, type Remote } from './core/remotes';
+import { controlPlaneHealth, registerControlPlaneMetrics, type ControlPlaneHealth } from './control-plane/metrics';
+import type { ControlPlaneStatus } from './control-plane/source';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './core/listen-address';
 import { ListenError, startHttpServer, type HttpServer, type Reply } from './metrics-http';
 import { getLink } from './io/link';
@@ -22,6 +24,8 @@ import { getLink } from './io/link';
 export interface MetricsSource {
   readonly engine: { readonly counters: EngineCounters; allNetworks(): Network[] };
   readonly remotes: { all(): Remote[]; readonly retiredLearned: RemoteCounters };
+  /** The fleet control plane (--etcd or --evpn), if any. */
+  readonly controlPlane?: { status(): ControlPlaneStatus };
 }
 
 /** What the health check looks at: the daemon (or a test's stand-in). */
@@ -30,6 +34,7 @@ export interface HealthSource {
   isUp(): boolean;
   /** The networks in service and their TAPs. */
   networks(): { vni: number; tap: string }[];
+  readonly controlPlane?: { status(): ControlPlaneStatus };
 }
 
 type Labels = Record<string, string>;
@@ -272,6 +277,21 @@ export function createMetricsRegistry(source: MetricsSource, options: { defaultM
     });
   }
 
+  counterFrom(registry, 'tsvtep_arp_suppressed_total', 'ARP requests answered here from control-plane bindings instead of flooded (--suppress-arp).', ['vni'], (emit) => {
+    for (const network of networks()) {
+      const counters = network.tapObserver?.suppressor?.counters;
+      if (counters) emit(vniLabel(network), counters.arpSuppressed);
+    }
+  });
+  counterFrom(registry, 'tsvtep_nd_suppressed_total', 'IPv6 neighbour solicitations answered here from control-plane bindings instead of flooded (--suppress-arp).', ['vni'], (emit) => {
+    for (const network of networks()) {
+      const counters = network.tapObserver?.suppressor?.counters;
+      if (counters) emit(vniLabel(network), counters.ndSuppressed);
+    }
+  });
+
+  if (source.controlPlane) registerControlPlaneMetrics(registry, source.controlPlane);
+
   if (options.defaultMetrics ?? true) {
     collectDefaultMetrics({ register: registry });
     for (const name of DEFAULT_METRICS_LEFT_OUT) registry.removeSingleMetric(name);
@@ -291,6 +311,8 @@ export interface Health {
   status: 'up' | 'down';
   socket: boolean;
   taps: TapHealth[];
+  /** The control plane's state; its being down does not make the daemon down (forwarding goes on with the last state). */
+  controlPlane?: ControlPlaneHealth;
 }
 
 /** The state of a link as TapHealth.state spells it. */
@@ -323,7 +345,9 @@ export async function checkHealth(source: HealthSource, linkState: LinkState = k
   );
   const socket = source.isUp();
   const up = socket && taps.length > 0 && taps.every((t) => t.up);
-  return { status: up ? 'up' : 'down', socket, taps };
+  const health: Health = { status: up ? 'up' : 'down', socket, taps };
+  if (source.controlPlane) health.controlPlane = controlPlaneHealth(source.controlPlane);
+  return health;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';

@@ -13,7 +13,7 @@ import { canonicalAddress } from './core/address';
 import type { DaemonConfig, NetworkConfig, StaticEntry } from './config';
 
 /** Settings that take a restart: a change in the file keeps the running value. */
-export const RESTART_SETTINGS = ['port', 'local', 'dev', 'dontFragment', 'control', 'controlTokenFile', 'metrics', 'offload', 'sourcePorts'] as const;
+export const RESTART_SETTINGS = ['port', 'local', 'dev', 'dontFragment', 'control', 'controlTokenFile', 'metrics', 'offload', 'sourcePorts', 'etcd', 'evpn', 'suppressArp'] as const;
 export type RestartSetting = (typeof RESTART_SETTINGS)[number];
 
 /** A change inside a running network; it keeps its TAP and its FDB. Addresses are canonical. */

@@ -31,17 +31,23 @@ export function networkViews(running: Iterable<RunningState>, remotes: RemoteLoo
       ageingSeconds: fdb.ageingMs / 1000,
       fdbEntries: fdb.size,
       fdbLimit: fdb.maxEntries,
-      counters: { ...counters, drops: { ...counters.drops } },
+      // With --suppress-arp, arpSuppressed and ndSuppressed join the counters.
+      counters: { ...counters, drops: { ...counters.drops }, ...network.tapObserver?.suppressor?.counters },
     };
   });
 }
 
+/** Who wants the peer at address (canonical) in vni: static, etcd, evpn. */
+export type PeerSources = (vni: number, address: string) => readonly string[];
+/** Where a non-learned FDB entry of vni came from (static, etcd, evpn); undefined: static. */
+export type EntrySource = (vni: number, mac: string) => string | undefined;
+
 /**
  * One row per remote, with the VNIs (of vni, or all) it is a peer or a learned
- * remote of (learned: true for one that is no configured peer); counters
- * cover all its VNIs.
+ * remote of (learned: true for one that is no configured peer), and where it
+ * comes from in them; counters cover all its VNIs.
  */
-export function peerViews(running: Iterable<RunningState>, remotes: RemoteLookup, vni?: number): PeerView[] {
+export function peerViews(running: Iterable<RunningState>, remotes: RemoteLookup, vni?: number, sourcesOf: PeerSources = () => []): PeerView[] {
   const vnisOf = new Map<number, number[]>();
   for (const { info, network } of running) {
     if (vni !== undefined && info.vni !== vni) continue;
@@ -50,20 +56,24 @@ export function peerViews(running: Iterable<RunningState>, remotes: RemoteLookup
   const out: PeerView[] = [];
   for (const [id, vnis] of vnisOf) {
     const remote = remotes.get(id);
-    if (remote) out.push({ address: remote.address, vnis, learned: remote.learned, ...remote.counters });
+    if (!remote) continue;
+    const sources = [...new Set(vnis.flatMap((v) => sourcesOf(v, remote.address)))].sort();
+    out.push({ address: remote.address, vnis, sources, learned: remote.learned, ...remote.counters });
   }
   return out;
 }
 
-/** FDB entries, learned and static, of vni or of every network. */
-export function fdbViews(running: Iterable<RunningState>, remotes: RemoteLookup, vni?: number): FdbView[] {
+/** FDB entries, learned and static, of vni or of every network, each with its source (learned, static, etcd, evpn). */
+export function fdbViews(running: Iterable<RunningState>, remotes: RemoteLookup, vni?: number, sourceOf: EntrySource = () => undefined): FdbView[] {
   const out: FdbView[] = [];
   for (const { info, network } of running) {
     if (vni !== undefined && info.vni !== vni) continue;
     for (const entry of network.fdb.entries()) {
+      const mac = formatMac(entry.macHigh, entry.macLow);
       out.push({
         vni: info.vni,
-        mac: formatMac(entry.macHigh, entry.macLow),
+        mac,
+        source: entry.isStatic ? (sourceOf(info.vni, mac) ?? 'static') : 'learned',
         remote: remotes.get(entry.remoteId)?.address ?? '?',
         isStatic: entry.isStatic,
         ageSeconds: Math.floor(entry.ageMs / 1000),

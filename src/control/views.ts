@@ -40,10 +40,14 @@ export interface FdbView {
   remote: string;
   isStatic: boolean;
   ageSeconds: number;
+  /** learned, static, or the control plane it came from (etcd, ...). */
+  source?: string;
 }
 
 export interface PeerView {
   vnis: number[];
+  /** Where the peer comes from: static (--peer, file, `peer add`), etcd, ... */
+  sources: string[];
   address: string;
   /** A remote accepted with --learn-remotes, not a configured peer. */
   learned: boolean;
@@ -82,8 +86,17 @@ export function statusText(result: NetworksReply): string {
 /** `tsvtep peers`: one row per remote; learned remotes say so. */
 export function peersText(peers: PeerView[]): string {
   return table([
-    ['PEER', 'KIND', 'VNIS', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
-    ...peers.map((p) => [p.address, p.learned ? 'learned' : 'peer', p.vnis.join(','), String(p.rxDatagrams), String(p.rxBytes), String(p.txDatagrams), String(p.txBytes)]),
+    ['PEER', 'KIND', 'VNIS', 'SOURCE', 'RX-DATAGRAMS', 'RX-BYTES', 'TX-DATAGRAMS', 'TX-BYTES'],
+    ...peers.map((p) => [
+      p.address,
+      p.learned ? 'learned' : 'peer',
+      p.vnis.join(','),
+      p.sources.join(',') || '-',
+      String(p.rxDatagrams),
+      String(p.rxBytes),
+      String(p.txDatagrams),
+      String(p.txBytes),
+    ]),
   ]);
 }
 
@@ -95,7 +108,9 @@ export function fdbText(entries: FdbView[], networks: NetworkView[], vni?: numbe
     // The flood list, shown as the kernel shows it: all-zeros MAC entries.
     for (const p of n.peers) lines.push(`00:00:00:00:00:00 dev ${n.tap} dst ${p} vni ${n.vni} self permanent`);
     for (const e of entries.filter((x) => x.vni === n.vni)) {
-      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${e.isStatic ? 'static' : `age ${e.ageSeconds}s`}`);
+      // Entries from a control plane are marked as the kernel marks them (extern_learn), with their source.
+      const kind = e.source !== undefined && e.source !== 'static' && e.source !== 'learned' ? `extern_learn ${e.source}` : e.isStatic ? 'static' : `age ${e.ageSeconds}s`;
+      lines.push(`${e.mac} dev ${n.tap} dst ${e.remote} vni ${e.vni} self ${kind}`);
     }
   }
   return lines.map((line) => `${line}\n`).join('');

@@ -1,5 +1,6 @@
 // One VXLAN segment (VNI) on this host: its FDB, its peers, its counters.
 
+import type { TapObserver } from './arp-suppress';
 import { Fdb } from './fdb';
 import { NetworkCounters } from './counters';
 import { LearnedRemotes } from './learned-remotes';
@@ -21,6 +22,8 @@ export class Network {
   private readonly peerSet = new Set<number>();
   /** Remotes this VNI accepted with --learn-remotes (not peers): bounded, and they age. */
   readonly learnedRemotes = new LearnedRemotes();
+  /** Sees each frame from the TAP first (control plane: local MACs, ARP/ND suppression); undefined: none. */
+  tapObserver: TapObserver | undefined = undefined;
   /** Bounds how fast broadcast, multicast and unknown-unicast frames are flooded; undefined: no limit. */
   floodLimiter: TokenBucket | undefined = undefined;
 

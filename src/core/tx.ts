@@ -88,8 +88,11 @@ export class Tx implements Forwarder {
     const offloaded = network.port.vnetHeader === true;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.blocked; round++) {
       const n = network.port.readFrames(slab);
+      const observer = network.tapObserver;
       for (let i = 0; i < n; i++) {
         const start = i * slab.slotSize + slab.headroom;
+        // The control plane's look at the frame (local MACs; ARP/ND answered here): see arp-suppress.ts.
+        if (observer !== undefined && observer.fromTap(slab.bytes, offloaded ? start + VNET_HDR_LEN : start, offloaded ? slab.lengths[i] - VNET_HDR_LEN : slab.lengths[i])) continue;
         if (offloaded) this.encapsulateOffloaded(network, start, slab.lengths[i]);
         else this.encapsulate(network, start, slab.lengths[i]);
       }

@@ -82,4 +82,19 @@ describe('configuration file', () => {
       /dup\.yaml: networks\[1\]\.vni: VNI 1 appears twice/,
     );
   });
+
+  it('needs peers unless etcd is given, and checks the etcd section', () => {
+    expect(problems({ networks: [net(1, { peers: [] })] })).toContain('needs at least one peer (--peer ADDRESS), or --etcd URL');
+    const config = parseConfig({ networks: [net(1, { peers: [] })], etcd: { endpoints: ['http://10.0.1.1:2379'] } });
+    expect(config.etcd).toEqual({ endpoints: ['http://10.0.1.1:2379'], prefix: '/tsvtep/', ttlSeconds: 10, fdb: false });
+    expect(problems({ networks: [net(1)], suppressArp: true })).toContain('needs MAC/IP distribution (--etcd-fdb or --evpn)');
+    expect(parseConfig({ networks: [net(1)], etcd: { endpoints: ['http://e:2379'], prefix: '/fleet' } }).etcd?.prefix).toBe('/fleet/');
+    expect(problems({ networks: [net(1)], etcd: { endpoints: ['10.0.1.1:2379'] } })).toContain('is not an etcd URL');
+    expect(problems({ networks: [net(1)], etcd: { endpoints: [] } })).toContain('needs at least one endpoint');
+    expect(problems({ networks: [net(1)], etcd: { endpoints: ['http://e:2379'], ttlSeconds: 1 } })).toContain('must be at least 2');
+    expect(problems({ networks: [net(1)], etcd: { endpoints: ['http://e:2379'], ca: '/ca.pem' } })).toContain('TLS options need https:// endpoints');
+    expect(problems({ networks: [net(1)], etcd: { endpoints: ['https://e:2379'], cert: '/c.pem' } })).toContain('give a client certificate and its key together');
+    expect(problems({ networks: [net(1)], local: '10.0.1.41', etcd: { endpoints: ['http://e:2379'] }, evpn: { api: '127.0.0.1:50051' } })).toContain('give --etcd or --evpn, not both');
+    expect(parseConfig({ networks: [net(1, { peers: [] })], local: '10.0.1.41', evpn: { api: '127.0.0.1:50051' }, suppressArp: true }).suppressArp).toBe(true);
+  });
 });

@@ -15,7 +15,7 @@ const calls: string[] = [];
 const api: ControlApi = {
   networkViews: () => [],
   engineCounters: () => ({ rxDatagrams: 5, drops: { bad_header: 3, unknown_vni: 1 } }),
-  peerViews: (vni) => [{ address: '10.0.1.41', vnis: [vni ?? 100], learned: false, rxDatagrams: 1, rxBytes: 2, txDatagrams: 3, txBytes: 4 }],
+  peerViews: (vni) => [{ address: '10.0.1.41', vnis: [vni ?? 100], learned: false, sources: ['static'], rxDatagrams: 1, rxBytes: 2, txDatagrams: 3, txBytes: 4 }],
   fdbViews: () => [],
   addPeer(vni, address) {
     calls.push(`addPeer ${vni} ${address}`);

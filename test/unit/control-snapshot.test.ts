@@ -45,8 +45,8 @@ describe('control snapshot', () => {
   it('lists each remote once with the VNIs it serves, or only those of one VNI', () => {
     a.counters.txDatagrams = 7;
     expect(peerViews(both, remotes)).toEqual([
-      { address: '10.0.1.41', vnis: [100, 200], learned: false, rxDatagrams: 0, rxBytes: 0, txDatagrams: 7, txBytes: 0 },
-      { address: 'fd00::2', vnis: [100], learned: false, rxDatagrams: 0, rxBytes: 0, txDatagrams: 0, txBytes: 0 },
+      { address: '10.0.1.41', vnis: [100, 200], sources: [], learned: false, rxDatagrams: 0, rxBytes: 0, txDatagrams: 7, txBytes: 0 },
+      { address: 'fd00::2', vnis: [100], sources: [], learned: false, rxDatagrams: 0, rxBytes: 0, txDatagrams: 0, txBytes: 0 },
     ]);
     expect(peerViews(both, remotes, 200).map((p) => [p.address, p.vnis])).toEqual([['10.0.1.41', [200]]]);
     expect(peerViews(both, remotes, 300)).toEqual([]);
@@ -57,8 +57,8 @@ describe('control snapshot', () => {
     const id = third.network.learnedRemotes.admit(NO_REMOTE, remotes, addressRecord('10.0.1.99', 4789), 0, third.network.counters);
     remotes.get(id)!.counters.rxDatagrams = 3;
     expect(peerViews([third], remotes)).toEqual([
-      { address: '10.0.1.41', vnis: [300], learned: false, rxDatagrams: 0, rxBytes: 0, txDatagrams: 7, txBytes: 0 },
-      { address: '10.0.1.99', vnis: [300], learned: true, rxDatagrams: 3, rxBytes: 0, txDatagrams: 0, txBytes: 0 },
+      { address: '10.0.1.41', vnis: [300], sources: [], learned: false, rxDatagrams: 0, rxBytes: 0, txDatagrams: 7, txBytes: 0 },
+      { address: '10.0.1.99', vnis: [300], sources: [], learned: true, rxDatagrams: 3, rxBytes: 0, txDatagrams: 0, txBytes: 0 },
     ]);
     // Learned on VNI 300 only: the other networks do not list it.
     expect(peerViews(both, remotes).map((p) => p.address)).toEqual(['10.0.1.41', 'fd00::2']);
@@ -72,10 +72,24 @@ describe('control snapshot', () => {
     clock.advance(2_500);
     const entries = fdbViews(both, remotes, 200).sort((x, y) => x.mac.localeCompare(y.mac));
     expect(entries).toEqual([
-      { vni: 200, mac: '02:00:00:00:00:01', remote: '10.0.1.41', isStatic: false, ageSeconds: 2 },
-      { vni: 200, mac: '02:00:00:00:00:02', remote: '10.0.1.41', isStatic: true, ageSeconds: 0 },
+      { vni: 200, mac: '02:00:00:00:00:01', remote: '10.0.1.41', isStatic: false, ageSeconds: 2, source: 'learned' },
+      { vni: 200, mac: '02:00:00:00:00:02', remote: '10.0.1.41', isStatic: true, ageSeconds: 0, source: 'static' },
     ]);
     expect(fdbViews(both, remotes, 100)).toEqual([]);
     expect(fdbViews(both, remotes)).toHaveLength(2);
+  });
+
+  it('says where each peer and entry came from: static, a control plane, or both', () => {
+    const origins: Record<string, string[]> = { '100/10.0.1.41': ['etcd', 'static'], '200/10.0.1.41': ['etcd'], '100/fd00::2': ['evpn'] };
+    const views = peerViews(both, remotes, undefined, (vni, address) => origins[`${vni}/${address}`] ?? []);
+    expect(views.map((p) => [p.address, p.sources])).toEqual([
+      ['10.0.1.41', ['etcd', 'static']],
+      ['fd00::2', ['evpn']],
+    ]);
+    const entries = fdbViews(both, remotes, 200, (_vni, mac) => (mac === '02:00:00:00:00:02' ? 'evpn' : undefined));
+    expect(entries.map((e) => [e.mac, e.source]).sort()).toEqual([
+      ['02:00:00:00:00:01', 'learned'],
+      ['02:00:00:00:00:02', 'evpn'],
+    ]);
   });
 });

@@ -116,10 +116,21 @@ describe('planReload', () => {
     ['metrics', { metrics: '127.0.0.1:9477' }],
     ['offload', { offload: false }],
     ['sourcePorts', { sourcePorts: 1 }],
+    ['etcd', { etcd: { endpoints: ['http://10.0.1.1:2379'] } }],
   ])('keeps %s, which takes a restart, and says so', (setting, change) => {
     const actions = planReload(config(), config(change));
     expect(actions).toEqual([{ kind: 'keep-setting', setting }]);
     expect(describeAction(actions[0])).toBeUndefined();
+  });
+
+  it('keeps evpn, which takes a restart, and says so', () => {
+    const local = '10.0.1.40';
+    expect(planReload(config({ local }), config({ local, evpn: { api: '127.0.0.1:50051' } }))).toEqual([{ kind: 'keep-setting', setting: 'evpn' }]);
+  });
+
+  it('keeps suppressArp, which takes a restart, and says so', () => {
+    const etcd = { endpoints: ['http://10.0.1.1:2379'], fdb: true };
+    expect(planReload(config({ etcd }), config({ etcd, suppressArp: true }))).toEqual([{ kind: 'keep-setting', setting: 'suppressArp' }]);
   });
 
   it('puts settings first, then removals, then networks in the order of the new file', () => {
