@@ -221,6 +221,7 @@ function steps(options: Options): { name: string; run: Step }[] {
         );
         sample[`udp${payload}LossFreeKpps`] = result.pps / 1000;
         sample[`udp${payload}SenderBound`] = result.senderBound ? 1 : 0;
+        sample[`udp${payload}ReceiverDropPct`] = result.receiverDropPercent;
         sweeps.push({ variant: v.name, payload, ...result });
         noteRss(sample, m);
       },
@@ -273,7 +274,10 @@ async function main(): Promise<void> {
   }
   console.log('underlay offloads, as the kernel creates a veth (host 1):');
   for (const v of variants) console.log(`  ${v.name.padEnd(6)}  ${offloads[v.name]}`);
-  console.log(`UDP: loss-free rate = highest rate offered by ${options.udpSenders} iperf3 sender(s) with <= 1 % lost, ${options.udpStepSeconds} s per step`);
+  console.log(
+    `UDP: loss-free rate = highest rate offered by ${options.udpSenders} iperf3 sender(s) with <= 1 % lost in the tunnel, ` +
+      `${options.udpStepSeconds} s per step (what the receiving iperf3's full socket dropped is shown apart)`,
+  );
   const idle = tsvtep.pids.map(memory);
   console.log(`tsvtep VmRSS right after start, idle: ${idle.map((m) => `${m.rssMb.toFixed(1)} MB`).join(', ')} (hosts 1, 2)`);
   const samples: Record<VariantName, Sample[]> = { kernel: [], tsvtep: [], wire: [] };
@@ -357,7 +361,10 @@ function describe(sample: Sample, step: string): string {
     case 'UDP, 64 B':
     case 'UDP, 1400 B': {
       const payload = step === 'UDP, 64 B' ? 64 : 1400;
-      return `loss-free ${f(sample[`udp${payload}LossFreeKpps`], 1)} kpps${sample[`udp${payload}SenderBound`] === 1 ? ' (sender-bound)' : ''}`;
+      return (
+        `loss-free ${f(sample[`udp${payload}LossFreeKpps`], 1)} kpps${sample[`udp${payload}SenderBound`] === 1 ? ' (sender-bound)' : ''}` +
+        `, receiving iperf3 dropped ${f(sample[`udp${payload}ReceiverDropPct`], 1)} %`
+      );
     }
     case 'ping at 5/s':
       return `median ${f(sample.pingIdleMedianMs, 3)} ms, p99 ${f(sample.pingIdleP99Ms, 3)} ms`;
