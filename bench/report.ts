@@ -80,6 +80,8 @@ export interface Row {
 export interface TargetResult extends Target {
   measured: number;
   met: boolean;
+  /** The kernel's figure was bound by the senders, so a "higher is better" ratio is an upper bound and proves nothing. */
+  unproven?: boolean;
 }
 
 export interface Summary {
@@ -104,12 +106,6 @@ export function summarise(samples: Record<VariantName, Sample[]>): Summary {
   }
   for (const m of TSVTEP_ONLY) rows.push({ key: m.key, label: m.label, unit: m.unit, values: { tsvtep: stats(samples.tsvtep, m.key) } });
   const byKey = new Map(rows.map((r) => [r.key, r]));
-  const targets = TARGETS.map((target): TargetResult => {
-    const row = byKey.get(target.key) as Row;
-    const measured = target.on === 'ratio' ? (row.ratio ?? NaN) : (row.values.tsvtep?.median ?? NaN);
-    const met = target.op === '>=' ? measured >= target.value : measured <= target.value;
-    return { ...target, measured, met };
-  });
   const senderBound: Summary['senderBound'] = [];
   for (const variant of ['kernel', 'tsvtep', 'wire'] as const) {
     for (const payload of [64, 1400]) {
@@ -117,6 +113,15 @@ export function summarise(samples: Record<VariantName, Sample[]>): Summary {
       if (runs > 0) senderBound.push({ variant, payload, runs, of: samples[variant].length });
     }
   }
+  const kernelSenderBound = (key: string): boolean =>
+    senderBound.some((b) => b.variant === 'kernel' && key === `udp${b.payload}LossFreeKpps` && b.runs * 2 > b.of);
+  const targets = TARGETS.map((target): TargetResult => {
+    const row = byKey.get(target.key) as Row;
+    const measured = target.on === 'ratio' ? (row.ratio ?? NaN) : (row.values.tsvtep?.median ?? NaN);
+    const unproven = target.on === 'ratio' && target.op === '>=' && kernelSenderBound(target.key);
+    const met = !unproven && (target.op === '>=' ? measured >= target.value : measured <= target.value);
+    return { ...target, measured, met, unproven };
+  });
   return { rows, targets, senderBound };
 }
 
@@ -142,7 +147,9 @@ export function formatTable(summary: Summary): string {
   out.push('', 'targets:');
   for (const t of summary.targets) {
     const measured = t.on === 'ratio' ? `${t.measured.toFixed(2)}x` : `${t.measured.toFixed(1)} MB`;
-    out.push(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.text.padEnd(40)} measured ${measured}`);
+    const verdict = t.unproven ? 'UNPROVEN' : t.met ? 'met     ' : 'MISSED  ';
+    const why = t.unproven ? " (the kernel's figure is a lower bound: at most this)" : '';
+    out.push(`  ${verdict}  ${t.text.padEnd(40)} measured ${measured}${why}`);
   }
   return out.join('\n');
 }
