@@ -10,13 +10,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { EngineDrops, NetworkDrops, NetworkFaults, type EngineCounters, type EngineDropReason, type NetworkCounters, type NetworkDropReason, type NetworkFault } from './core/counters';
 import type { Network } from './core/network';
 import { RemoteCounters, type Remote } from './core/remotes';
 import { controlPlaneHealth, registerControlPlaneMetrics, type ControlPlaneHealth } from './control-plane/metrics';
 import type { ControlPlaneStatus } from './control-plane/source';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './core/listen-address';
+import { counterFrom, gaugeFrom, type Labels } from './scrape-time-metrics';
 import { ListenError, startHttpServer, type HttpServer, type Reply } from './metrics-http';
 import { getLink } from './io/link';
 
@@ -37,8 +38,6 @@ export interface HealthSource {
   readonly controlPlane?: { status(): ControlPlaneStatus };
 }
 
-type Labels = Record<string, string>;
-type Emit = (labels: Labels, value: number) => void;
 
 interface NetworkMetric {
   name: string;
@@ -159,34 +158,6 @@ const PEER_COUNTERS: { name: string; help: string; read: (c: RemoteCounters) => 
  * which stay).
  */
 const DEFAULT_METRICS_LEFT_OUT = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
-
-/** A Counter whose value is copied from plain numbers at scrape time. */
-function counterFrom(registry: Registry, name: string, help: string, labelNames: string[], read: (emit: Emit) => void): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect(this: Counter) {
-      this.reset();
-      read((labels, value) => this.inc(labels, value));
-    },
-  });
-}
-
-/** A Gauge whose value is read at scrape time. */
-function gaugeFrom(registry: Registry, name: string, help: string, labelNames: string[], read: (emit: Emit) => void): void {
-  new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect(this: Gauge) {
-      this.reset();
-      read((labels, value) => this.set(labels, value));
-    },
-  });
-}
 
 /** A registry of our own with tsvtep's metrics, reading source at scrape time. */
 export function createMetricsRegistry(source: MetricsSource, options: { defaultMetrics?: boolean } = {}): Registry {

@@ -4,7 +4,8 @@
 // counts what it announces. Read at scrape time from the source's status,
 // like every other collector.
 
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { counterFrom, gaugeFrom, type Emit } from '../scrape-time-metrics';
 import type { ControlPlaneStatus } from './source';
 
 /** What a running control plane shows (RunningControlPlane). */
@@ -30,32 +31,11 @@ export function controlPlaneHealth(reporter: ControlPlaneReporter): ControlPlane
   };
 }
 
-type Emit = (labels: Record<string, string>, value: number) => void;
 
 export function registerControlPlaneMetrics(registry: Registry, reporter: ControlPlaneReporter): void {
   const origin = reporter.status().origin;
-  const gauge = (name: string, help: string, labelNames: string[], read: (set: Emit) => void) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect(this: Gauge) {
-        this.reset();
-        read((labels, value) => this.set(labels, value));
-      },
-    });
-  const counter = (name: string, help: string, labelNames: string[], read: (inc: Emit) => void) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect(this: Counter) {
-        this.reset();
-        read((labels, value) => this.inc(labels, value));
-      },
-    });
+  const gauge = (name: string, help: string, labelNames: string[], read: (set: Emit) => void) => gaugeFrom(registry, name, help, labelNames, read);
+  const counter = (name: string, help: string, labelNames: string[], read: (inc: Emit) => void) => counterFrom(registry, name, help, labelNames, read);
   gauge(`tsvtep_${origin}_up`, `1 while connected to ${origin}, announcing and watching; 0 while forwarding goes on with the last known state.`, [], (set) =>
     set({}, reporter.status().up ? 1 : 0),
   );
