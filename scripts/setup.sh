@@ -23,6 +23,7 @@ PACKAGES=(
   # tests and benchmarks
   "iperf3 iperf3"                 # TCP and UDP load
   "tcpdump tcpdump"               # what goes over the underlay
+  "curl curl"                     # control-interface tests: HTTP as another user, over the Unix socket
   "iptables iptables"             # fault injection (dropped ICMP, filtered paths)
   "openvswitch-switch ovs-vsctl"  # Open vSwitch bridges
   "docker.io dockerd"             # Docker networks by name
@@ -62,8 +63,8 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   say "system packages: all ${#PACKAGES[@]} installed, nothing to do"
 elif ! command -v apt-get >/dev/null; then
-  say "no apt-get here: install these by hand (Debian names; on Fedora: iproute ethtool iputils procps-ng iperf3 tcpdump"
-  say "  iptables openvswitch moby-engine busybox prometheus python3 make gcc-c++), then run this again:"
+  say "no apt-get here: install these by hand (Debian names; on Fedora: iproute ethtool iputils procps-ng iperf3 tcpdump curl"
+  say "  iptables openvswitch moby-engine busybox prometheus etcd openssl frr python3 make gcc-c++), then run this again:"
   say "  ${missing[*]}"
   exit 1
 elif [ "$(id -u)" != 0 ]; then
