@@ -1,6 +1,7 @@
 // `tsvtep doctor` run in a host namespace with an environment (DOCKER_HOST,
 // OVS_RUNDIR), and the report's line for one check.
 
+import type { ChildProcess } from 'node:child_process';
 import { CLI_PATH } from '../../src/lab/process';
 import type { Topology } from '../../src/lab/topology';
 
@@ -13,6 +14,11 @@ export interface DoctorRun {
 export function runDoctor(topology: Topology, ns: string, args: string[], env: Record<string, string> = {}, wrapper: string[] = []): Promise<DoctorRun> {
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   const child = topology.spawn(ns, [...wrapper, 'env', ...envArgs, process.execPath, CLI_PATH, 'doctor', ...args]);
+  return collectOutput(child);
+}
+
+/** The child's output and exit code once it closes (killed after 60 s). */
+export function collectOutput(child: ChildProcess): Promise<DoctorRun> {
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH } from '../../src/lab/process';
 import { namespacesByPrefix } from '../../src/lab/topology';
-import { doctorLine, runDoctor, type DoctorRun } from '../helpers/doctor';
+import { collectOutput, doctorLine, runDoctor, type DoctorRun } from '../helpers/doctor';
 import { useTopology } from '../helpers/lab';
 import { AS_UNPRIVILEGED_READER } from '../helpers/unprivileged';
 
@@ -17,26 +17,6 @@ const VNI = 100;
 const LINE = /^ {2}(pass|FAIL|warn|skip) {2}\S/;
 /** A mount namespace of its own in which /dev/net is an empty directory. */
 const WITHOUT_TUN = ['unshare', '--mount', '--', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$@"', 'sh'];
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function collect(child: ReturnType<typeof spawn>): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** The report's line for check name (its status and detail), failing the test if there is none. */
 function line(run: DoctorRun, name: string): string {
@@ -132,7 +112,7 @@ describe('tsvtep doctor', () => {
 describe('tsvtep lab up checks the host first', () => {
   it('without /dev/net/tun it builds nothing: exit 1, one line naming the failed check', async () => {
     const prefix = `tsvlab${randomBytes(3).toString('hex')}`;
-    const run = await collect(spawn(WITHOUT_TUN[0], [...WITHOUT_TUN.slice(1), process.execPath, CLI_PATH, 'lab', 'up', '--prefix', prefix]));
+    const run = await collectOutput(spawn(WITHOUT_TUN[0], [...WITHOUT_TUN.slice(1), process.execPath, CLI_PATH, 'lab', 'up', '--prefix', prefix]));
     expect(run.code, run.stdout + run.stderr).toBe(1);
     expect(run.stderr).toMatch(/^tsvtep: lab up: this host cannot run tsvtep \(\/dev\/net\/tun: missing: load the tun module .*\); tsvtep doctor checks it all\n$/);
     expect(run.stdout).not.toContain('Building lab');
